@@ -1,0 +1,136 @@
+//! Built-in plugin `compose-template` ("Compose Webhook"): builds the request
+//! a receiver gets from templates with `@{{path}}` variables, so the tenant
+//! chooses the url, method, headers and body instead of the raw event.
+//!
+//! - [`config`]: the config, checked once, errors naming their field;
+//! - [`template`]: `@{{path}}` parsing and rendering (url, text, JSON);
+//! - this file: the order the request is built in ([`compose`]).
+//!
+//! The config reference is in this crate's `README.md`.
+
+pub mod config;
+pub mod template;
+
+use plugin_sdk::{value_to_text, Action, Error, Event, Plugin, Request, Value};
+
+use crate::config::{has_line_break, BodyFormat, BodyTemplate, Config};
+use crate::template::{Stop, Vars};
+
+/// The plugin.
+pub struct ComposeTemplate;
+
+impl Plugin for ComposeTemplate {
+    fn validate_config(config: &Value) -> Result<(), Error> {
+        Config::parse(config).map(|_| ())
+    }
+
+    fn transform(event: Event, request: Request, config: &Value) -> Result<Action, Error> {
+        let config = Config::parse(config)?;
+        match compose(&event, request, &config) {
+            Ok(request) => Ok(Action::Deliver(request)),
+            Err(Stop::Drop(reason)) => Ok(Action::Drop(reason)),
+            Err(Stop::Fail(error)) => Err(error),
+        }
+    }
+}
+
+plugin_sdk::export_plugin!(ComposeTemplate);
+
+/// Builds the request: url, then method, then body (which sets the content
+/// type), then the config's headers (which may override it).
+pub fn compose(event: &Event, mut request: Request, config: &Config) -> Result<Request, Stop> {
+    let vars = Vars::new(event, config.on_missing);
+    if let Some(url) = &config.url {
+        request.url = url.render_url(&vars).map_err(at("url"))?;
+    }
+    if let Some(method) = &config.method {
+        request.method.clone_from(method);
+    }
+    if request.method.eq_ignore_ascii_case("GET") {
+        request.clear_body();
+    } else {
+        set_body(&mut request, config, &vars)?;
+    }
+    for (name, template) in &config.headers {
+        let field = format!("headers.{name}");
+        let value = template.render_text(&vars).map_err(at(&field))?;
+        if has_line_break(&value) {
+            return Err(Stop::Fail(Error::field(
+                field,
+                "value would contain a line break",
+            )));
+        }
+        request.set_header(name, value);
+    }
+    Ok(request)
+}
+
+/// Renders the body template, or re-encodes the request's own JSON body as a
+/// form when there is no template and the format is `form`.
+fn set_body(request: &mut Request, config: &Config, vars: &Vars<'_>) -> Result<(), Stop> {
+    let body = match &config.body {
+        Some(template) => render_body("body", template, vars)?,
+        None if config.body_format == BodyFormat::Json => return Ok(()),
+        None => request
+            .json_body()
+            .map_err(|e| Stop::Fail(e.in_field("body")))?,
+    };
+    match config.body_format {
+        BodyFormat::Json => request.set_json_body(&body),
+        BodyFormat::Form => request.set_form_body(form_pairs(&body)?),
+    }
+    Ok(())
+}
+
+/// Renders a body template to JSON; `field` locates errors (`body.items.0`).
+fn render_body(field: &str, template: &BodyTemplate, vars: &Vars<'_>) -> Result<Value, Stop> {
+    Ok(match template {
+        BodyTemplate::Text(text) => text.render_json(vars).map_err(at(field))?,
+        BodyTemplate::Literal(value) => value.clone(),
+        BodyTemplate::Array(items) => Value::Array(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| render_body(&format!("{field}.{i}"), item, vars))
+                .collect::<Result<_, _>>()?,
+        ),
+        BodyTemplate::Object(fields) => Value::Object(
+            fields
+                .iter()
+                .map(|(key, item)| {
+                    Ok((
+                        key.clone(),
+                        render_body(&format!("{field}.{key}"), item, vars)?,
+                    ))
+                })
+                .collect::<Result<_, Stop>>()?,
+        ),
+    })
+}
+
+/// Form fields from a JSON object: strings as they are, `null` as empty,
+/// other values (numbers, nested objects) as their JSON text.
+fn form_pairs(body: &Value) -> Result<Vec<(String, String)>, Stop> {
+    match body {
+        Value::Null => Ok(Vec::new()),
+        Value::Object(fields) => Ok(fields
+            .iter()
+            .map(|(key, value)| (key.clone(), value_to_text(value)))
+            .collect()),
+        _ => Err(Stop::Fail(Error::field(
+            "body",
+            "form format needs a JSON object body",
+        ))),
+    }
+}
+
+/// Prefixes a stop's message with the config field it came from.
+fn at(field: &str) -> impl Fn(Stop) -> Stop + '_ {
+    move |stop| match stop {
+        Stop::Drop(reason) => Stop::Drop(format!("{field}: {reason}")),
+        Stop::Fail(error) => Stop::Fail(error.in_field(field)),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,370 @@
+//! `@{{path}}` templates: parsing, and rendering into a url, a header value,
+//! text or JSON.
+//!
+//! A template is parsed once into literal text and variables; every variable
+//! path is checked with [`Event::check_path`], so a config with a typo is
+//! rejected when the endpoint is saved rather than at delivery time.
+
+use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
+use plugin_sdk::{value_to_text, Error, Event, Value};
+
+use crate::config::OnMissing;
+
+/// Opening and closing marks of a variable.
+const OPEN: &str = "@{{";
+const CLOSE: &str = "}}";
+
+/// Bytes escaped in a substituted path segment: everything but RFC 3986
+/// `pchar` (unreserved, sub-delims, `:` and `@`), so a value can never add a
+/// `/`, `?` or `#`.
+const PATH_SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'[')
+    .add(b'\\')
+    .add(b']')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
+
+/// Bytes escaped in a substituted query value (or fragment): as for a path
+/// segment, but `/` and `?` may stay while `&`, `=`, `+` and `;` must go, so
+/// a value can never start another parameter or be read as a space.
+const QUERY_VALUE: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'&')
+    .add(b'+')
+    .add(b';')
+    .add(b'<')
+    .add(b'=')
+    .add(b'>')
+    .add(b'[')
+    .add(b'\\')
+    .add(b']')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
+
+/// One piece of a template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    /// Literal text, copied as it is.
+    Text(String),
+    /// A variable: a path for [`Event::lookup`].
+    Var(String),
+}
+
+/// A parsed `@{{path}}` template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    pieces: Vec<Piece>,
+}
+
+/// Why rendering stopped early.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stop {
+    /// A variable was missing and `on_missing` is `drop`: drop the event.
+    Drop(String),
+    /// The delivery fails with this error.
+    Fail(Error),
+}
+
+impl From<Error> for Stop {
+    fn from(error: Error) -> Self {
+        Self::Fail(error)
+    }
+}
+
+/// Where a variable sits in a url, which decides how its value is escaped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UrlPart {
+    /// Scheme or host: variables are refused there.
+    Authority,
+    Path,
+    Query,
+}
+
+impl Template {
+    /// Parses `text`; errors say what is wrong (the caller adds the field).
+    pub fn parse(text: &str) -> Result<Self, Error> {
+        let mut pieces = Vec::new();
+        let mut rest = text;
+        while let Some(start) = rest.find(OPEN) {
+            if start > 0 {
+                pieces.push(Piece::Text(rest[..start].to_owned()));
+            }
+            let after = &rest[start + OPEN.len()..];
+            let end = after
+                .find(CLOSE)
+                .ok_or_else(|| Error::new(format!("unclosed `{OPEN}` (expected `{CLOSE}`)")))?;
+            let path = after[..end].trim();
+            Event::check_path(path)?;
+            pieces.push(Piece::Var(path.to_owned()));
+            rest = &after[end + CLOSE.len()..];
+        }
+        if !rest.is_empty() {
+            pieces.push(Piece::Text(rest.to_owned()));
+        }
+        Ok(Self { pieces })
+    }
+
+    /// The variable path when the template is exactly one variable and
+    /// nothing else (`"@{{payload.total}}"`).
+    pub fn single_var(&self) -> Option<&str> {
+        match self.pieces.as_slice() {
+            [Piece::Var(path)] => Some(path),
+            _ => None,
+        }
+    }
+
+    /// Whether the template has no variables at all.
+    pub fn is_literal(&self) -> bool {
+        self.pieces.iter().all(|p| matches!(p, Piece::Text(_)))
+    }
+
+    /// Checks a url template: variables only in the path, query or fragment.
+    pub fn check_url(&self) -> Result<(), Error> {
+        let mut literal = String::new();
+        for piece in &self.pieces {
+            match piece {
+                Piece::Text(text) => literal.push_str(text),
+                Piece::Var(path) if url_part(&literal) == UrlPart::Authority => {
+                    return Err(Error::new(format!(
+                        "variable `{path}` is in the scheme or host; variables are allowed only in the path, query or fragment"
+                    )));
+                }
+                Piece::Var(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Renders as a url: each value is percent-encoded for where it sits.
+    pub fn render_url(&self, vars: &Vars<'_>) -> Result<String, Stop> {
+        let mut out = String::new();
+        let mut literal = String::new();
+        for piece in &self.pieces {
+            match piece {
+                Piece::Text(text) => {
+                    out.push_str(text);
+                    literal.push_str(text);
+                }
+                Piece::Var(path) => {
+                    let set = match url_part(&literal) {
+                        UrlPart::Authority => {
+                            return Err(Stop::Fail(Error::new(format!(
+                                "variable `{path}` is in the scheme or host"
+                            ))))
+                        }
+                        UrlPart::Path => PATH_SEGMENT,
+                        UrlPart::Query => QUERY_VALUE,
+                    };
+                    let value = vars.text(path)?;
+                    out.extend(utf8_percent_encode(&value, set));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Renders as plain text (values as text, `null` as empty).
+    pub fn render_text(&self, vars: &Vars<'_>) -> Result<String, Stop> {
+        let mut out = String::new();
+        for piece in &self.pieces {
+            match piece {
+                Piece::Text(text) => out.push_str(text),
+                Piece::Var(path) => out.push_str(&vars.text(path)?),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Renders as a JSON value: a template that is exactly one variable takes
+    /// the variable's JSON value; anything else is interpolated text.
+    pub fn render_json(&self, vars: &Vars<'_>) -> Result<Value, Stop> {
+        match self.single_var() {
+            Some(path) => Ok(vars
+                .value(path)?
+                .unwrap_or_else(|| Value::String(String::new()))),
+            None => self.render_text(vars).map(Value::String),
+        }
+    }
+}
+
+/// Which part of a url the text after `literal` is in.
+fn url_part(literal: &str) -> UrlPart {
+    if literal.contains('?') || literal.contains('#') {
+        return UrlPart::Query;
+    }
+    match literal.find("://") {
+        Some(at) if literal[at + 3..].contains('/') => UrlPart::Path,
+        _ => UrlPart::Authority,
+    }
+}
+
+/// Variable values for one event, with the `on_missing` policy applied.
+pub struct Vars<'a> {
+    event: &'a Event,
+    on_missing: OnMissing,
+}
+
+impl<'a> Vars<'a> {
+    /// Variables of `event`; a missing one is handled as `on_missing` says.
+    pub fn new(event: &'a Event, on_missing: OnMissing) -> Self {
+        Self { event, on_missing }
+    }
+
+    /// The value at `path`; `None` when missing and the policy is `empty`.
+    fn value(&self, path: &str) -> Result<Option<Value>, Stop> {
+        match self.event.lookup(path) {
+            Some(value) => Ok(Some(value)),
+            None => match self.on_missing {
+                OnMissing::Empty => Ok(None),
+                OnMissing::Drop => Err(Stop::Drop(format!("variable `{path}` is missing"))),
+                OnMissing::Error => Err(Stop::Fail(Error::new(format!(
+                    "variable `{path}` is missing"
+                )))),
+            },
+        }
+    }
+
+    /// The value at `path` as text (empty when missing under `empty`).
+    fn text(&self, path: &str) -> Result<String, Stop> {
+        Ok(self
+            .value(path)?
+            .map(|v| value_to_text(&v))
+            .unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn event() -> Event {
+        Event::new(
+            "t",
+            json!({"name": "a b/c?d&e=f#g+h;i", "n": 7, "o": {"k": [1, 2]}, "z": null}),
+        )
+        .with_id("evt_1")
+    }
+
+    fn url(template: &str) -> String {
+        let vars_event = event();
+        let vars = Vars::new(&vars_event, OnMissing::Empty);
+        Template::parse(template)
+            .unwrap()
+            .render_url(&vars)
+            .unwrap()
+    }
+
+    #[test]
+    fn parse_pieces_and_errors() {
+        let t = Template::parse("a@{{ payload.x }}b@{{id}}").unwrap();
+        assert_eq!(
+            t.pieces,
+            vec![
+                Piece::Text("a".into()),
+                Piece::Var("payload.x".into()),
+                Piece::Text("b".into()),
+                Piece::Var("id".into()),
+            ]
+        );
+        assert_eq!(Template::parse("@{{id}}").unwrap().single_var(), Some("id"));
+        assert!(Template::parse("no vars {{x}}").unwrap().is_literal());
+        let err = Template::parse("x@{{id").unwrap_err();
+        assert_eq!(err.to_string(), "unclosed `@{{` (expected `}}`)");
+        assert!(Template::parse("@{{nope}}").is_err());
+        assert!(Template::parse("@{{}}").is_err());
+    }
+
+    #[test]
+    fn url_values_are_encoded_for_their_position() {
+        assert_eq!(
+            url("https://h.example/p/@{{payload.name}}?q=@{{payload.name}}#@{{payload.n}}"),
+            "https://h.example/p/a%20b%2Fc%3Fd&e=f%23g+h;i?q=a%20b/c?d%26e%3Df%23g%2Bh%3Bi#7"
+        );
+        assert_eq!(
+            url("https://h.example/@{{payload.z}}x"),
+            "https://h.example/x"
+        );
+        assert_eq!(
+            url("https://h.example/o?v=@{{payload.o}}"),
+            "https://h.example/o?v=%7B%22k%22:%5B1,2%5D%7D"
+        );
+        assert_eq!(
+            url("https://h.example/é@{{id}}"),
+            "https://h.example/éevt_1"
+        );
+    }
+
+    #[test]
+    fn url_rejects_variables_in_scheme_or_host() {
+        for bad in [
+            "@{{id}}://h/",
+            "https://@{{id}}/",
+            "https://h@{{id}}",
+            "https://h.example",
+        ] {
+            let t = Template::parse(&format!("{bad}@{{{{id}}}}")).unwrap();
+            assert!(t.check_url().is_err(), "{bad}");
+        }
+        assert!(Template::parse("https://h/@{{id}}")
+            .unwrap()
+            .check_url()
+            .is_ok());
+        assert!(Template::parse("https://h?@{{id}}")
+            .unwrap()
+            .check_url()
+            .is_ok());
+    }
+
+    #[test]
+    fn json_single_variable_keeps_type() {
+        let e = event();
+        let vars = Vars::new(&e, OnMissing::Empty);
+        let render = |t: &str| Template::parse(t).unwrap().render_json(&vars).unwrap();
+        assert_eq!(render("@{{payload.n}}"), json!(7));
+        assert_eq!(render(" @{{payload.n}}"), json!(" 7"));
+        assert_eq!(render("@{{payload.o}}"), json!({"k": [1, 2]}));
+        assert_eq!(render("@{{payload.z}}"), json!(null));
+        assert_eq!(
+            render("n=@{{payload.n}} o=@{{payload.o}}"),
+            json!(r#"n=7 o={"k":[1,2]}"#)
+        );
+        assert_eq!(render("@{{payload.missing}}"), json!(""));
+    }
+
+    #[test]
+    fn missing_policy() {
+        let e = event();
+        let t = Template::parse("x@{{payload.missing}}").unwrap();
+        let drop = Vars::new(&e, OnMissing::Drop);
+        assert_eq!(
+            t.render_text(&drop),
+            Err(Stop::Drop("variable `payload.missing` is missing".into()))
+        );
+        let error = Vars::new(&e, OnMissing::Error);
+        assert_eq!(
+            t.render_text(&error),
+            Err(Stop::Fail(Error::new(
+                "variable `payload.missing` is missing"
+            )))
+        );
+    }
+}

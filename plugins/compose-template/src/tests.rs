@@ -1,0 +1,252 @@
+//! Whole-plugin tests: the seed's examples, byte for byte, and the policies.
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+use serde_json::json;
+
+/// The seed's "Message Status Notification" example, as the gateway would
+/// hand it over.
+fn status_event() -> Event {
+    Event::new(
+        "whatsapp:message:status",
+        json!({
+            "id": "a418d672-9781-4d97-b517-a56f7d95ad8a",
+            "channel": "whatsapp",
+            "from": "919019120xxx",
+            "to": "9190199xxxxx",
+            "status": "sent|delivered|read|failed|deleted",
+            "delivered_at": "2021-06-18T14:48:06.886358Z",
+            "read_at": "2021-06-18T14:48:06.886358Z",
+            "processed_at": "2021-06-18T14:48:06.886358Z",
+            "timestamp": "2021-06-18T14:48:06.886358Z",
+            "foreign_id": "your-business-identifier"
+        }),
+    )
+    .with_id("evt_01J0SEED000000000000000003")
+    .with_channel("whatsapp")
+    .with_tenant("ten_1")
+    .with_created_at("2021-06-18T14:48:07Z")
+}
+
+/// The request the gateway would send before the plugin: the endpoint's url
+/// and the event payload as JSON.
+fn gateway_request() -> Request {
+    let mut request = Request::new("POST", "https://receiver.example/hooks");
+    request.set_json_body(&status_event().payload);
+    request
+}
+
+fn run(config: Value) -> Result<Action, Error> {
+    let config_text = config.to_string();
+    assert_eq!(ComposeTemplate::validate_config(&config), Ok(()));
+    let parsed = plugin_sdk::parse_config(&config_text).unwrap();
+    ComposeTemplate::transform(status_event(), gateway_request(), &parsed)
+}
+
+fn deliver(config: Value) -> Request {
+    match run(config).unwrap() {
+        Action::Deliver(request) => request,
+        Action::Drop(reason) => panic!("dropped: {reason}"),
+    }
+}
+
+fn header_pairs(request: &Request) -> Vec<(&str, &str)> {
+    request
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect()
+}
+
+#[test]
+fn seed_url_example_1() {
+    let request = deliver(json!({
+        "url": "https://www.domain.com/ack/receive?id=@{{id}}&mobile=@{{payload.mobile}}&status=@{{payload.status}}  ",
+        "method": "GET"
+    }));
+    assert_eq!(request.method, "GET");
+    assert_eq!(
+        request.url,
+        "https://www.domain.com/ack/receive?id=evt_01J0SEED000000000000000003&mobile=&status=sent%7Cdelivered%7Cread%7Cfailed%7Cdeleted"
+    );
+    assert!(request.body.is_empty());
+    assert_eq!(request.header("content-type"), None);
+}
+
+#[test]
+fn seed_url_example_2() {
+    let request = deliver(json!({
+        "url": "https://www.domain.com/ack/receive?message_id=@{{payload.id}}&mobile_number=@{{payload.mobile}}&message_status=@{{payload.status}}",
+        "method": "GET"
+    }));
+    assert_eq!(
+        request.url,
+        "https://www.domain.com/ack/receive?message_id=a418d672-9781-4d97-b517-a56f7d95ad8a&mobile_number=&message_status=sent%7Cdelivered%7Cread%7Cfailed%7Cdeleted"
+    );
+}
+
+#[test]
+fn seed_curl_example() {
+    // curl -X POST https://www.domain.com/ack/receive?id=@{{payload.id}} \
+    //   -H 'content-type: application/json' -H "Authorization: Bearer %token%" \
+    //   -d '{"id": "@{{payload.id}}", "mobile": "@{{payload.mobile}}", ...}'
+    let request = deliver(json!({
+        "url": "https://www.domain.com/ack/receive?id=@{{payload.id}}",
+        "method": "POST",
+        "headers": {
+            "content-type": "application/json",
+            "Authorization": "Bearer %token%"
+        },
+        "body_format": "json",
+        "body": {
+            "id": "@{{payload.id}}",
+            "mobile": "@{{payload.mobile}}",
+            "message_status": "@{{payload.status}}",
+            "read_at": "@{{payload.read_at}}"
+        }
+    }));
+    assert_eq!(request.method, "POST");
+    assert_eq!(
+        request.url,
+        "https://www.domain.com/ack/receive?id=a418d672-9781-4d97-b517-a56f7d95ad8a"
+    );
+    assert_eq!(
+        header_pairs(&request),
+        [
+            ("content-type", "application/json"),
+            ("Authorization", "Bearer %token%")
+        ]
+    );
+    assert_eq!(
+        String::from_utf8(request.body).unwrap(),
+        r#"{"id":"a418d672-9781-4d97-b517-a56f7d95ad8a","mobile":"","message_status":"sent|delivered|read|failed|deleted","read_at":"2021-06-18T14:48:06.886358Z"}"#
+    );
+}
+
+#[test]
+fn seed_curl_example_as_form() {
+    let request = deliver(json!({
+        "url": "https://www.domain.com/ack/receive?id=@{{payload.id}}",
+        "body_format": "form",
+        "body": {
+            "id": "@{{payload.id}}",
+            "message_status": "@{{payload.status}}",
+            "read_at": "@{{payload.read_at}}"
+        }
+    }));
+    assert_eq!(
+        header_pairs(&request),
+        [("content-type", "application/x-www-form-urlencoded")]
+    );
+    assert_eq!(
+        String::from_utf8(request.body).unwrap(),
+        "id=a418d672-9781-4d97-b517-a56f7d95ad8a&message_status=sent%7Cdelivered%7Cread%7Cfailed%7Cdeleted&read_at=2021-06-18T14%3A48%3A06.886358Z"
+    );
+}
+
+#[test]
+fn empty_config_keeps_the_request() {
+    assert_eq!(deliver(json!({})), gateway_request());
+    assert_eq!(deliver(Value::Null), gateway_request());
+}
+
+#[test]
+fn json_body_keeps_value_types() {
+    let event = Event::new(
+        "order.paid",
+        json!({"total": 12.5, "items": [{"sku": "t-1"}], "paid": true, "note": null}),
+    );
+    let config = Config::parse(&json!({
+        "body": {
+            "total": "@{{payload.total}}",
+            "items": "@{{payload.items}}",
+            "first": ["@{{payload.items.0.sku}}", 1, false],
+            "paid": "@{{payload.paid}}",
+            "note": "@{{payload.note}}",
+            "summary": "@{{payload.items.0.sku}} x @{{payload.total}} (@{{type}})",
+            "fixed": 3
+        }
+    }))
+    .unwrap();
+    let request = compose(&event, Request::new("PUT", "https://r.example/"), &config).unwrap();
+    assert_eq!(
+        String::from_utf8(request.body).unwrap(),
+        r#"{"total":12.5,"items":[{"sku":"t-1"}],"first":["t-1",1,false],"paid":true,"note":null,"summary":"t-1 x 12.5 (order.paid)","fixed":3}"#
+    );
+    assert_eq!(request.method, "PUT");
+}
+
+#[test]
+fn form_without_template_encodes_the_request_body() {
+    let request = deliver(json!({"body_format": "form"}));
+    let body = String::from_utf8(request.body).unwrap();
+    assert!(
+        body.starts_with(
+            "id=a418d672-9781-4d97-b517-a56f7d95ad8a&channel=whatsapp&from=919019120xxx&"
+        ),
+        "{body}"
+    );
+}
+
+#[test]
+fn path_values_are_encoded_as_segments() {
+    let request = deliver(json!({
+        "url": "https://r.example/status/@{{payload.status}}/@{{payload.foreign_id}}?at=@{{payload.read_at}}"
+    }));
+    assert_eq!(
+        request.url,
+        "https://r.example/status/sent%7Cdelivered%7Cread%7Cfailed%7Cdeleted/your-business-identifier?at=2021-06-18T14:48:06.886358Z"
+    );
+}
+
+#[test]
+fn header_values_are_text_and_reject_line_breaks() {
+    let request =
+        deliver(json!({"headers": {"X-Status": "@{{payload.status}}", "X-Event": "@{{type}}"}}));
+    assert_eq!(
+        request.header("x-status"),
+        Some("sent|delivered|read|failed|deleted")
+    );
+    assert_eq!(request.header("x-event"), Some("whatsapp:message:status"));
+
+    let event = Event::new("t", json!({"evil": "a\r\nHost: other"}));
+    let config = Config::parse(&json!({"headers": {"X-A": "@{{payload.evil}}"}})).unwrap();
+    let stop = compose(&event, Request::new("POST", "https://r.example/"), &config).unwrap_err();
+    assert_eq!(
+        stop,
+        Stop::Fail(Error::new("headers.X-A: value would contain a line break"))
+    );
+}
+
+#[test]
+fn on_missing_policies() {
+    let base = json!({"url": "https://r.example/?m=@{{payload.mobile}}"});
+    let mut drop = base.clone();
+    drop["on_missing"] = json!("drop");
+    assert_eq!(
+        run(drop).unwrap(),
+        Action::drop("url: variable `payload.mobile` is missing")
+    );
+    let mut error = base.clone();
+    error["on_missing"] = json!("error");
+    assert_eq!(
+        run(error).unwrap_err().to_string(),
+        "url: variable `payload.mobile` is missing"
+    );
+    let mut body = json!({"on_missing": "error", "body": {"a": {"b": "@{{payload.nope}}"}}});
+    assert_eq!(
+        run(body.take()).unwrap_err().to_string(),
+        "body.a.b: variable `payload.nope` is missing"
+    );
+}
+
+#[test]
+fn bad_config_is_an_error_at_transform_too() {
+    let err = ComposeTemplate::transform(
+        status_event(),
+        gateway_request(),
+        &json!({"body_format": "yaml"}),
+    )
+    .unwrap_err();
+    assert_eq!(err.to_string(), r#"body_format: expected "json" or "form""#);
+}
