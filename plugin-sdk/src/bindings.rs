@@ -79,3 +79,76 @@ impl<T: Plugin> Guest for T {
         run_transform::<T>(event, request.into(), &config).map(wit::Action::from)
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::{Action as SdkAction, Error, Event as SdkEvent, Request as SdkRequest};
+    use serde_json::Value;
+
+    /// Copies the payload's `status` into a header, or drops on `"read"`.
+    struct Status;
+
+    impl Plugin for Status {
+        fn transform(
+            event: SdkEvent,
+            mut request: SdkRequest,
+            _: &Value,
+        ) -> Result<SdkAction, Error> {
+            let status = event.lookup_text("payload.status").unwrap_or_default();
+            if status == "read" {
+                return Ok(SdkAction::drop("read"));
+            }
+            request.set_header("x-status", status);
+            Ok(SdkAction::Deliver(request))
+        }
+    }
+
+    fn event(payload: &str) -> wit::Event {
+        wit::Event {
+            id: "evt_1".into(),
+            event_type: "t".into(),
+            tenant: "ten_1".into(),
+            channel: Some("sms".into()),
+            created_at: "2024-01-01T00:00:00Z".into(),
+            payload: payload.into(),
+        }
+    }
+
+    fn request() -> wit::Request {
+        wit::Request {
+            method: "POST".into(),
+            url: "https://example.com/".into(),
+            headers: vec![("a".into(), "1".into())],
+            body: b"{}".to_vec(),
+        }
+    }
+
+    #[test]
+    fn guest_round_trips_through_the_wit_types() {
+        let out = <Status as Guest>::transform(event(r#"{"status":"sent"}"#), request(), "".into());
+        let Ok(wit::Action::Deliver(r)) = out else {
+            panic!("expected deliver, got {out:?}");
+        };
+        assert_eq!(r.method, "POST");
+        assert_eq!(r.url, "https://example.com/");
+        assert_eq!(
+            r.headers,
+            vec![("a".into(), "1".into()), ("x-status".into(), "sent".into())]
+        );
+        assert_eq!(r.body, b"{}");
+
+        let out =
+            <Status as Guest>::transform(event(r#"{"status":"read"}"#), request(), "{}".into());
+        assert!(matches!(out, Ok(wit::Action::Drop(reason)) if reason == "read"));
+    }
+
+    #[test]
+    fn guest_errors_are_messages() {
+        let out = <Status as Guest>::transform(event("{"), request(), "".into());
+        assert!(matches!(out, Err(m) if m.starts_with("event payload is not JSON")));
+        assert_eq!(<Status as Guest>::validate_config("".into()), Ok(()));
+        assert!(<Status as Guest>::validate_config("[".into()).is_err());
+    }
+}
