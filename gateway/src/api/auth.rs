@@ -1,0 +1,56 @@
+//! Authentication extractors: a tenant from its API key, the operator from the admin token.
+//!
+//! Tokens are compared by their SHA-256 hashes, in constant time for the admin
+//! token; API keys are looked up by hash, so the plaintext is never stored.
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use subtle::ConstantTimeEq;
+
+use super::error::ApiError;
+use super::AppState;
+use crate::store::tenants::hash_token;
+
+/// The authenticated tenant of a request.
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    /// `ten_...`.
+    pub id: String,
+}
+
+/// Proof that the request carries the admin token.
+#[derive(Debug, Clone, Copy)]
+pub struct Admin;
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+}
+
+impl FromRequestParts<AppState> for Tenant {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = bearer(parts).ok_or(ApiError::Unauthorized)?;
+        match state.store.authenticate(token).await? {
+            Some(record) => Ok(Tenant { id: record.tenant_id }),
+            None => Err(ApiError::Unauthorized),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = bearer(parts).ok_or(ApiError::Unauthorized)?;
+        let given = hash_token(token);
+        if bool::from(given.as_bytes().ct_eq(state.admin_token_hash.as_bytes())) {
+            Ok(Admin)
+        } else {
+            Err(ApiError::Unauthorized)
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! The HTTP API: axum routes under `/v1`, health, and the OpenAPI document
+//! generated from the handlers' annotations (`GET /openapi.json`).
+
+pub mod auth;
+pub mod endpoints;
+pub mod error;
+pub mod event_types;
+pub mod events;
+pub mod health;
+pub mod json;
+pub mod logs;
+pub mod plugins;
+pub mod tenants;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use axum::{Json, Router};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::delivery::address_policy::{AddressPolicy, UrlPolicy};
+use crate::delivery::attempt::DeliveryContext;
+use crate::queue::Queue;
+use crate::store::plugins::PluginDirectory;
+use crate::store::Store;
+use error::ApiError;
+
+/// What handlers share. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// Redis store.
+    pub store: Store,
+    /// Job queue.
+    pub queue: Queue,
+    /// Plugins by name.
+    pub plugins: PluginDirectory,
+    /// Client and plugins for test sends.
+    pub delivery: DeliveryContext,
+    /// SHA-256 hex of the admin token.
+    pub admin_token_hash: String,
+    /// Address rules for endpoint urls.
+    pub addresses: Arc<AddressPolicy>,
+    /// Refuse `http://` endpoints.
+    pub https_only: bool,
+    /// Body limit of JSON routes.
+    pub max_body_bytes: usize,
+    /// Body limit of plugin uploads.
+    pub max_upload_bytes: usize,
+}
+
+impl AppState {
+    /// The url rules endpoints are checked with.
+    pub fn url_policy(&self) -> UrlPolicy<'_> {
+        UrlPolicy { addresses: &self.addresses, https_only: self.https_only }
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Webhook gateway", description = "Durable ingest, WebAssembly plugins, signed delivery with retries."),
+    modifiers(&Security),
+    tags((name = "events"), (name = "endpoints"), (name = "logs"), (name = "plugins"), (name = "event-types"), (name = "tenants"), (name = "health"))
+)]
+struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let bearer = || SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build());
+        components.add_security_scheme("api_key", bearer());
+        components.add_security_scheme("admin_token", bearer());
+        openapi.security = Some(vec![utoipa::openapi::security::SecurityRequirement::new("api_key", Vec::<String>::new())]);
+    }
+}
+
+/// The full router with state applied.
+pub fn router(state: AppState) -> Router {
+    let upload_limit = state.max_upload_bytes;
+    let plugin_upload = OpenApiRouter::new()
+        .routes(routes!(plugins::upload))
+        .layer(DefaultBodyLimit::max(upload_limit));
+    let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(tenants::create))
+        .routes(routes!(endpoints::create, endpoints::list))
+        .routes(routes!(endpoints::get, endpoints::patch, endpoints::delete))
+        .routes(routes!(endpoints::pause))
+        .routes(routes!(endpoints::resume))
+        .routes(routes!(endpoints::rotate_secret))
+        .routes(routes!(endpoints::test))
+        .routes(routes!(endpoints::secret))
+        .routes(routes!(events::create))
+        .routes(routes!(events::batch))
+        .routes(routes!(events::get))
+        .routes(routes!(logs::list))
+        .routes(routes!(logs::get))
+        .routes(routes!(logs::retry))
+        .routes(routes!(event_types::list, event_types::create))
+        .routes(routes!(plugins::list))
+        .routes(routes!(plugins::get, plugins::delete))
+        .routes(routes!(plugins::simulate))
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .layer(DefaultBodyLimit::max(state.max_body_bytes))
+        .merge(plugin_upload)
+        .split_for_parts();
+    let openapi = Arc::new(openapi);
+    router
+        .route("/openapi.json", get(move || {
+            let openapi = openapi.clone();
+            async move { Json(openapi.as_ref().clone()) }
+        }))
+        .fallback(|| async { ApiError::NotFound("route") })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .with_state(state)
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+}

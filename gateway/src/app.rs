@@ -1,0 +1,80 @@
+//! Wiring: builds the shared parts from the config and runs the API and the
+//! workers until the shutdown token is cancelled. Either role can be switched
+//! off, so API-only and worker-only processes scale apart.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::api::{self, AppState};
+use crate::config::Config;
+use crate::delivery::address_policy::AddressPolicy;
+use crate::delivery::attempt::DeliveryContext;
+use crate::delivery::client::DeliveryClient;
+use crate::delivery::worker::{Worker, WorkerSettings};
+use crate::model::endpoint::MAX_TIMEOUT_MS;
+use crate::plugins::PluginEngine;
+use crate::queue::Queue;
+use crate::store::plugins::PluginDirectory;
+use crate::store::tenants::hash_token;
+use crate::store::{Keys, Store};
+
+/// Runs the gateway until `shutdown` is cancelled. `listener` serves the API
+/// (required when `config.api_enabled`). `config.admin_token` must be set.
+pub async fn run(config: Config, listener: Option<TcpListener>, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let admin_token = config.admin_token.clone().context("admin_token must be set before run")?;
+    let keys = Keys::new(&config.redis_prefix, config.shards);
+    let store = Store::connect(&config.redis_url, keys.clone(), config.retention_days).context("redis_url")?;
+    let consumer = format!("{}-{}", std::process::id(), crate::ids::new_id(crate::ids::IdKind::Message));
+    let queue = Queue::new(store.conn(), keys, consumer, config.lease_ms, store.retention_secs());
+    if let Err(e) = queue.ensure_groups().await {
+        warn!(error = %e, "redis is not reachable yet; the gateway will keep trying");
+    }
+    let engine = PluginEngine::new(config.plugins.clone()).context("plugin engine")?;
+    let plugins = PluginDirectory::new(engine, store.clone());
+    let addresses = Arc::new(AddressPolicy::new(config.allowed_networks.clone()));
+    let client = DeliveryClient::new(addresses.clone()).context("http client")?;
+    let delivery = DeliveryContext { client, plugins: plugins.clone() };
+
+    let mut tasks = tokio::task::JoinSet::new();
+    if config.workers_enabled {
+        let settings = WorkerSettings {
+            concurrency: config.worker_concurrency,
+            lease: Duration::from_millis(config.lease_ms),
+            drain_timeout: Duration::from_millis(MAX_TIMEOUT_MS + 5_000),
+        };
+        let worker = Worker::new(store.clone(), queue.clone(), delivery.clone(), settings);
+        tasks.spawn(worker.run(shutdown.clone()));
+        info!(concurrency = config.worker_concurrency, shards = config.shards, "workers started");
+    }
+    if config.api_enabled {
+        let listener = listener.context("api_enabled needs a listener")?;
+        let state = AppState {
+            store,
+            queue,
+            plugins,
+            delivery,
+            admin_token_hash: hash_token(&admin_token),
+            addresses,
+            https_only: config.https_only,
+            max_body_bytes: config.max_body_bytes,
+            max_upload_bytes: config.plugins.max_upload_bytes,
+        };
+        info!(addr = %listener.local_addr()?, "api listening");
+        let app = api::router(state);
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            let served = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
+            if let Err(e) = served {
+                warn!(error = %e, "api server stopped with an error");
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    info!("gateway stopped");
+    Ok(())
+}

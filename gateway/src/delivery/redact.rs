@@ -1,0 +1,175 @@
+//! Keeping secrets out of API responses and delivery logs (pure).
+//!
+//! Secrets are endpoint signing secrets and secret-looking plugin config values:
+//! anything under an `auth` object (but its type, placement, header name and
+//! username), and any value whose key names a password, token, secret or API key.
+//! Stored requests have every occurrence of a secret replaced, and sensitive
+//! headers masked outright.
+
+use serde_json::Value;
+
+use crate::model::log::SentRequest;
+
+use super::client::Outgoing;
+
+/// What replaces a secret.
+pub const MASK: &str = "********";
+/// Stored request bodies are cut to this many bytes.
+pub const MAX_STORED_BODY: usize = 64 * 1024;
+
+/// Keys under `auth` that name things rather than hold secrets.
+const AUTH_PUBLIC_KEYS: &[&str] = &["type", "in", "key", "name", "header", "username", "placement", "param"];
+
+fn is_secret_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase().replace(['-', '_'], "");
+    ["password", "secret", "token", "apikey", "credential", "privatekey"]
+        .iter()
+        .any(|s| key.contains(s))
+}
+
+/// Headers whose values are masked whatever they contain.
+pub fn is_sensitive_header(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    matches!(name.as_str(), "authorization" | "proxy-authorization" | "cookie" | "set-cookie")
+        || is_secret_key(&name)
+        || name.ends_with("-key")
+}
+
+/// Every secret string in a plugin config.
+pub fn config_secrets(config: &Value) -> Vec<String> {
+    let mut found = Vec::new();
+    walk(config, false, &mut |value| found.push(value.to_string()));
+    found.retain(|s| s.len() >= 4);
+    found
+}
+
+/// A copy of a plugin config with its secrets masked, for API responses.
+pub fn mask_config(config: &Value) -> Value {
+    let mut copy = config.clone();
+    mask_in_place(&mut copy, false);
+    copy
+}
+
+fn walk(value: &Value, secret: bool, found: &mut impl FnMut(&str)) {
+    match value {
+        Value::String(s) if secret => found(s),
+        Value::Object(map) => {
+            for (key, child) in map {
+                let child_secret = if key.eq_ignore_ascii_case("auth") {
+                    true
+                } else if secret {
+                    !AUTH_PUBLIC_KEYS.contains(&key.to_ascii_lowercase().as_str())
+                } else {
+                    is_secret_key(key)
+                };
+                walk(child, child_secret, found);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| walk(i, secret, found)),
+        _ => {}
+    }
+}
+
+fn mask_in_place(value: &mut Value, secret: bool) {
+    match value {
+        Value::String(s) if secret && !s.is_empty() => *s = MASK.to_string(),
+        Value::Object(map) => {
+            for (key, child) in map.iter_mut() {
+                let child_secret = if key.eq_ignore_ascii_case("auth") {
+                    true
+                } else if secret {
+                    !AUTH_PUBLIC_KEYS.contains(&key.to_ascii_lowercase().as_str())
+                } else {
+                    is_secret_key(key)
+                };
+                mask_in_place(child, child_secret);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|i| mask_in_place(i, secret)),
+        _ => {}
+    }
+}
+
+/// Replaces every occurrence of each secret in `text`.
+pub fn scrub(text: &str, secrets: &[String]) -> String {
+    let mut out = text.to_string();
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
+        if out.contains(secret.as_str()) {
+            out = out.replace(secret.as_str(), MASK);
+        }
+        // Query strings carry secrets percent-encoded.
+        let encoded: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+        if encoded != *secret && out.contains(&encoded) {
+            out = out.replace(&encoded, MASK);
+        }
+    }
+    out
+}
+
+/// The request as it will be stored in the delivery log: secrets masked, body capped.
+pub fn sent_request(request: &Outgoing, secrets: &[String]) -> SentRequest {
+    let headers = request
+        .headers
+        .iter()
+        .map(|(name, value)| {
+            let value = if is_sensitive_header(name) { MASK.to_string() } else { scrub(value, secrets) };
+            (name.clone(), value)
+        })
+        .collect();
+    let body = &request.body[..request.body.len().min(MAX_STORED_BODY)];
+    SentRequest {
+        method: request.method.clone(),
+        url: scrub(&request.url, secrets),
+        headers,
+        body: scrub(&String::from_utf8_lossy(body), secrets),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn auth_values_are_secrets_but_not_their_names() {
+        let config = json!({
+            "url": "https://example.com",
+            "auth": {"type": "api_key", "key": "X-Api-Key", "value": "sk_live_123", "in": "header"},
+            "headers": [{"key": "X-Token", "value": "abc"}],
+            "bot_token": "t0ken-value"
+        });
+        let mut secrets = config_secrets(&config);
+        secrets.sort();
+        assert_eq!(secrets, vec!["sk_live_123".to_string(), "t0ken-value".to_string()]);
+        let masked = mask_config(&config);
+        assert_eq!(masked["auth"]["value"], MASK);
+        assert_eq!(masked["auth"]["key"], "X-Api-Key");
+        assert_eq!(masked["bot_token"], MASK);
+        assert_eq!(masked["url"], "https://example.com");
+    }
+
+    #[test]
+    fn basic_auth_password_is_masked_username_kept() {
+        let config = json!({"auth": {"type": "basic", "username": "bob", "password": "hunter22"}});
+        assert_eq!(config_secrets(&config), vec!["hunter22".to_string()]);
+    }
+
+    #[test]
+    fn stored_requests_carry_no_secrets() {
+        let request = Outgoing {
+            method: "POST".into(),
+            url: "https://example.com/hook?api_key=s3cr%2Bt&x=1".into(),
+            headers: vec![
+                ("Authorization".into(), "Bearer abc".into()),
+                ("X-Custom".into(), "prefix-s3cr+t".into()),
+                ("Content-Type".into(), "application/json".into()),
+            ],
+            body: bytes::Bytes::from_static(br#"{"pw":"s3cr+t"}"#),
+        };
+        let sent = sent_request(&request, &["s3cr+t".to_string()]);
+        let all = serde_json::to_string(&sent).unwrap();
+        assert!(!all.contains("s3cr"), "{all}");
+        assert!(!all.contains("Bearer abc"));
+        assert!(all.contains("application/json"));
+    }
+}

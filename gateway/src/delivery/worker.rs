@@ -1,0 +1,253 @@
+//! The delivery worker: leases jobs, makes each attempt, records the outcome.
+//!
+//! Per shard, one reader leases as many jobs as there are free delivery slots
+//! (a blocking `XREADGROUP` on its own connection, so a new job starts within
+//! milliseconds) and runs each in its own task. A maintenance loop moves due
+//! retries back to the stream and takes over jobs whose lease expired. A job is
+//! acknowledged only together with its recorded outcome; if anything fails
+//! before that (Redis down, process killed), the lease expires and the job is
+//! delivered again with the same `webhook-id`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::attempt::{attempt, AttemptReport, DeliveryContext, Verdict};
+use super::retry::{next_step, NextStep};
+use crate::queue::{Completion, Job, Queue};
+use crate::store::time::now_ms;
+use crate::store::{Store, StoreResult};
+
+/// How long the reader waits on an empty stream before looking again.
+const READ_BLOCK: Duration = Duration::from_millis(1_000);
+/// How often due retries are moved and expired leases looked for.
+const MAINTENANCE_EVERY: Duration = Duration::from_millis(200);
+/// Most jobs leased in one read.
+const MAX_BATCH: usize = 256;
+
+/// Settings of the worker pool.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// Deliveries in flight at once.
+    pub concurrency: usize,
+    /// Lease length; expired leases are reclaimed.
+    pub lease: Duration,
+    /// How long shutdown waits for in-flight deliveries before leaving them to lease expiry.
+    pub drain_timeout: Duration,
+}
+
+/// The worker pool of one process.
+#[derive(Clone)]
+pub struct Worker {
+    store: Store,
+    queue: Queue,
+    ctx: DeliveryContext,
+    slots: Arc<Semaphore>,
+    settings: WorkerSettings,
+}
+
+impl Worker {
+    /// A worker pool over the given parts.
+    pub fn new(store: Store, queue: Queue, ctx: DeliveryContext, settings: WorkerSettings) -> Self {
+        let slots = Arc::new(Semaphore::new(settings.concurrency));
+        Self { store, queue, ctx, slots, settings }
+    }
+
+    /// Runs until `shutdown` is cancelled, then drains in-flight deliveries (bounded).
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut loops = JoinSet::new();
+        let tasks = Arc::new(tokio::sync::Mutex::new(JoinSet::new()));
+        for shard in 0..self.queue.keys().shards() {
+            loops.spawn(self.clone().read_loop(shard, shutdown.clone(), tasks.clone()));
+        }
+        loops.spawn(self.clone().maintenance_loop(shutdown.clone(), tasks.clone()));
+        while loops.join_next().await.is_some() {}
+        let drained = tokio::time::timeout(self.settings.drain_timeout, async {
+            let mut tasks = tasks.lock().await;
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        match drained {
+            Ok(()) => info!("workers stopped; in-flight deliveries finished"),
+            Err(_) => warn!("workers stopped; unfinished deliveries stay leased and will be retried"),
+        }
+    }
+
+    async fn read_loop(self, shard: u16, shutdown: CancellationToken, tasks: Arc<tokio::sync::Mutex<JoinSet<()>>>) {
+        let mut conn = match self.store.dedicated_conn(READ_BLOCK + Duration::from_secs(5)) {
+            Ok(conn) => conn,
+            Err(e) => {
+                warn!(shard, error = %e, "cannot open a reader connection; using the shared one");
+                self.store.conn()
+            }
+        };
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let first = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                permit = self.slots.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => return },
+            };
+            let mut permits = vec![first];
+            while permits.len() < MAX_BATCH {
+                match self.slots.clone().try_acquire_owned() {
+                    Ok(p) => permits.push(p),
+                    Err(_) => break,
+                }
+            }
+            let read = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                read = self.queue.read(&mut conn, shard, permits.len(), READ_BLOCK) => read,
+            };
+            match read {
+                Ok(jobs) => {
+                    backoff = Duration::from_millis(100);
+                    self.spawn_jobs(jobs, permits, &tasks).await;
+                }
+                Err(e) => {
+                    warn!(shard, error = %e, "reading jobs failed; backing off");
+                    drop(permits);
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    if let Err(e) = self.queue.ensure_groups().await {
+                        warn!(error = %e, "recreating consumer groups failed");
+                    }
+                }
+            }
+        }
+    }
+
+    async fn spawn_jobs(&self, jobs: Vec<Job>, mut permits: Vec<OwnedSemaphorePermit>, tasks: &tokio::sync::Mutex<JoinSet<()>>) {
+        let mut tasks = tasks.lock().await;
+        while tasks.try_join_next().is_some() {}
+        for job in jobs {
+            let Some(permit) = permits.pop() else { break };
+            let worker = self.clone();
+            tasks.spawn(async move {
+                worker.process(job).await;
+                drop(permit);
+            });
+        }
+    }
+
+    async fn maintenance_loop(self, shutdown: CancellationToken, tasks: Arc<tokio::sync::Mutex<JoinSet<()>>>) {
+        let mut tick = tokio::time::interval(MAINTENANCE_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut reclaim_due = tokio::time::Instant::now();
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            for shard in 0..self.queue.keys().shards() {
+                if let Err(e) = self.queue.promote_due(shard, now_ms()).await {
+                    warn!(shard, error = %e, "moving due retries failed");
+                }
+            }
+            if tokio::time::Instant::now() >= reclaim_due {
+                reclaim_due = tokio::time::Instant::now() + (self.settings.lease / 4).max(Duration::from_millis(250));
+                for shard in 0..self.queue.keys().shards() {
+                    let free = self.slots.available_permits().min(MAX_BATCH);
+                    if free == 0 {
+                        continue;
+                    }
+                    match self.queue.reclaim(shard, free).await {
+                        Ok(jobs) if !jobs.is_empty() => {
+                            info!(shard, count = jobs.len(), "took over jobs whose lease expired");
+                            let mut permits = Vec::new();
+                            for _ in 0..jobs.len() {
+                                match self.slots.clone().acquire_owned().await {
+                                    Ok(p) => permits.push(p),
+                                    Err(_) => return,
+                                }
+                            }
+                            self.spawn_jobs(jobs, permits, &tasks).await;
+                        }
+                        Ok(_) => {}
+                        Err(e) => warn!(shard, error = %e, "reclaiming expired leases failed"),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Delivers one job. Store errors leave the job leased: it is retried after the lease.
+    async fn process(&self, job: Job) {
+        if let Err(e) = self.try_process(&job).await {
+            warn!(msg = %job.msg, error = %e, "delivery not recorded; it will be retried after its lease expires");
+        }
+    }
+
+    async fn try_process(&self, job: &Job) -> StoreResult<()> {
+        let Some(input) = self.store.load_delivery(job).await? else {
+            return self.queue.discard(job.shard, &job.entry).await;
+        };
+        if input.status != "pending" {
+            return self.queue.discard(job.shard, &job.entry).await;
+        }
+        let endpoints = self.store.endpoints_at(&job.tenant, input.endpoints_version).await?;
+        let Some(endpoint) = endpoints.get(&input.endpoint_id) else {
+            let done = Completion {
+                status: "failed",
+                attempts: input.attempts,
+                retry_at_ms: None,
+                attempt: None,
+                request: None,
+                last_error: Some("endpoint was deleted".into()),
+            };
+            self.queue.complete(job, &done).await?;
+            return Ok(());
+        };
+        if !endpoint.active {
+            return self.queue.hold(job, &endpoint.id).await;
+        }
+        let report = attempt(&self.ctx, endpoint, &input.event, &job.msg).await;
+        let attempt_no = input.attempts + 1;
+        let policy = if input.manual {
+            // A manual retry gets exactly one attempt.
+            super::retry::RetryPolicy { max_attempts: attempt_no, ..endpoint.retry }
+        } else {
+            endpoint.retry
+        };
+        let done = completion(&report, attempt_no, &policy)?;
+        if let Verdict::Sent(result) = report.verdict {
+            let ingest_ms = now_ms().saturating_sub(input.event_created_ms);
+            tracing::debug!(msg = %job.msg, status = done.status, ?result, ingest_ms, "delivery recorded");
+        }
+        self.queue.complete(job, &done).await?;
+        Ok(())
+    }
+}
+
+/// What to record for an attempt report (pure apart from the jitter draw).
+fn completion(report: &AttemptReport, attempt_no: u32, policy: &super::retry::RetryPolicy) -> StoreResult<Completion> {
+    let attempt = match &report.attempt {
+        Some(a) => Some(serde_json::to_string(a)?),
+        None => None,
+    };
+    let request = match &report.request {
+        Some(r) => Some(serde_json::to_string(r)?),
+        None => None,
+    };
+    let last_error = report.last_error();
+    let done = match &report.verdict {
+        Verdict::Dropped(_) => Completion { status: "dropped", attempts: attempt_no - 1, retry_at_ms: None, attempt, request, last_error },
+        Verdict::PluginFailed { .. } => Completion { status: "failed", attempts: attempt_no, retry_at_ms: None, attempt, request, last_error },
+        Verdict::Sent(result) => {
+            let jitter: f64 = rand::rng().random();
+            match next_step(policy, attempt_no, *result, jitter) {
+                NextStep::Delivered => Completion { status: "delivered", attempts: attempt_no, retry_at_ms: None, attempt, request, last_error: None },
+                NextStep::RetryIn(ms) => Completion { status: "pending", attempts: attempt_no, retry_at_ms: Some(now_ms() + ms), attempt, request, last_error },
+                NextStep::GiveUp => Completion { status: "failed", attempts: attempt_no, retry_at_ms: None, attempt, request, last_error },
+            }
+        }
+    };
+    Ok(done)
+}

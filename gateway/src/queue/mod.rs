@@ -1,0 +1,261 @@
+//! Durable delivery jobs on Redis streams: ready, leased, delayed, held and dead.
+//!
+//! - **Ready**: an entry `{t: tenant, m: msg, e: event}` in the shard's stream `{S}:jobs`.
+//! - **Leased**: read through the consumer group `workers`; the entry sits in the group's
+//!   pending list until acknowledged. A worker that dies leaves it there; once it has been
+//!   idle longer than the lease, any worker claims it (`XAUTOCLAIM`) and delivers it again.
+//! - **Delayed**: a failed attempt's retry waits in the zset `{S}:delayed` scored by due
+//!   time; a mover script puts due ones back on the stream atomically.
+//! - **Held**: a job whose endpoint is paused waits in `{S}:t:<tid>:ep:<ep>:held` until resume.
+//! - **Done**: the outcome is recorded and the entry acknowledged and deleted in one script,
+//!   so a job is never acknowledged before its outcome is stored (at-least-once).
+//!
+//! Every script touches keys of one shard's hash tag only.
+
+mod scripts;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use redis::streams::{StreamAutoClaimOptions, StreamAutoClaimReply, StreamReadOptions, StreamReadReply};
+use redis::AsyncCommands;
+
+use crate::store::{Keys, StoreError, StoreResult};
+
+/// Consumer group every worker joins.
+pub const GROUP: &str = "workers";
+
+/// One leased delivery job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    /// Shard the job belongs to.
+    pub shard: u16,
+    /// Stream entry id (the lease handle).
+    pub entry: String,
+    /// Tenant id.
+    pub tenant: String,
+    /// Delivery log id (`msg_...`).
+    pub msg: String,
+    /// Event id (`evt_...`).
+    pub event: String,
+}
+
+/// What to record when an attempt (or a decision not to attempt) is over.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    /// New log status (`pending` for a scheduled retry).
+    pub status: &'static str,
+    /// Attempts made so far, this one included.
+    pub attempts: u32,
+    /// When the retry is due, for `pending`.
+    pub retry_at_ms: Option<u64>,
+    /// The attempt record (JSON), if an attempt was made.
+    pub attempt: Option<String>,
+    /// The request as sent (JSON, secrets masked), if one was built.
+    pub request: Option<String>,
+    /// Last error or drop reason.
+    pub last_error: Option<String>,
+}
+
+/// The job queue of one gateway deployment.
+#[derive(Clone)]
+pub struct Queue {
+    conn: ConnectionManager,
+    keys: Arc<Keys>,
+    consumer: String,
+    lease_ms: u64,
+    retention_secs: u64,
+}
+
+impl Queue {
+    /// A queue handle; `consumer` names this process in the consumer group.
+    pub fn new(conn: ConnectionManager, keys: Keys, consumer: String, lease_ms: u64, retention_secs: u64) -> Self {
+        Self { conn, keys: Arc::new(keys), consumer, lease_ms, retention_secs }
+    }
+
+    /// The key layout.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// Creates each shard's stream and consumer group if missing. The group starts at the
+    /// beginning of the stream, so jobs written before any worker existed are not skipped.
+    pub async fn ensure_groups(&self) -> StoreResult<()> {
+        let mut conn = self.conn.clone();
+        for shard in 0..self.keys.shards() {
+            let created: Result<(), redis::RedisError> =
+                conn.xgroup_create_mkstream(self.keys.jobs(shard), GROUP, "0").await;
+            match created {
+                Ok(()) => {}
+                Err(e) if e.code() == Some("BUSYGROUP") => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Leases up to `count` new jobs of a shard, waiting up to `block` for one to arrive.
+    /// Use a connection of its own: a blocking read stalls every request multiplexed on it.
+    pub async fn read(&self, conn: &mut ConnectionManager, shard: u16, count: usize, block: Duration) -> StoreResult<Vec<Job>> {
+        let options = StreamReadOptions::default()
+            .group(GROUP, &self.consumer)
+            .count(count)
+            .block(usize::try_from(block.as_millis()).unwrap_or(1000));
+        let reply: Option<StreamReadReply> = conn.xread_options(&[self.keys.jobs(shard)], &[">"], &options).await?;
+        let mut jobs = Vec::new();
+        for stream in reply.map(|r| r.keys).unwrap_or_default() {
+            for entry in stream.ids {
+                jobs.push(job_from(shard, &entry.id, &entry.map));
+            }
+        }
+        Ok(jobs.into_iter().flatten().collect())
+    }
+
+    /// Takes over up to `count` jobs whose lease expired (their worker died or hung).
+    pub async fn reclaim(&self, shard: u16, count: usize) -> StoreResult<Vec<Job>> {
+        let mut conn = self.conn.clone();
+        let options = StreamAutoClaimOptions::default().count(count);
+        let reply: StreamAutoClaimReply = conn
+            .xautoclaim_options(self.keys.jobs(shard), GROUP, &self.consumer, self.lease_ms, "0-0", options)
+            .await?;
+        let mut jobs = Vec::new();
+        for entry in reply.claimed {
+            match job_from(shard, &entry.id, &entry.map) {
+                Some(job) => jobs.push(job),
+                None => self.discard(shard, &entry.id).await?,
+            }
+        }
+        Ok(jobs)
+    }
+
+    /// Acknowledges and deletes an entry that cannot be a job (malformed) or is already done.
+    pub async fn discard(&self, shard: u16, entry: &str) -> StoreResult<()> {
+        let mut conn = self.conn.clone();
+        let key = self.keys.jobs(shard);
+        redis::pipe()
+            .xack(&key, GROUP, &[entry])
+            .xdel(&key, &[entry])
+            .query_async::<()>(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Records the outcome of a job and releases its lease, atomically. Returns `false` when
+    /// the job had already been completed by another worker (its outcome is then left alone).
+    pub async fn complete(&self, job: &Job, done: &Completion) -> StoreResult<bool> {
+        let mut conn = self.conn.clone();
+        let recorded: i64 = scripts::COMPLETE
+            .key(self.keys.log(&job.tenant, &job.msg))
+            .key(self.keys.attempts(&job.tenant, &job.msg))
+            .key(self.keys.jobs(job.shard))
+            .key(self.keys.delayed(job.shard))
+            .arg(&job.entry)
+            .arg(GROUP)
+            .arg(done.status)
+            .arg(done.attempts)
+            .arg(done.retry_at_ms.map(|t| t.to_string()).unwrap_or_default())
+            .arg(done.attempt.as_deref().unwrap_or(""))
+            .arg(done.request.as_deref().unwrap_or(""))
+            .arg(done.last_error.as_deref().unwrap_or(""))
+            .arg(format!("{} {} {}", job.tenant, job.msg, job.event))
+            .arg(self.retention_secs)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(recorded == 1)
+    }
+
+    /// Parks a job while its endpoint is paused.
+    pub async fn hold(&self, job: &Job, endpoint: &str) -> StoreResult<()> {
+        let mut conn = self.conn.clone();
+        let _: i64 = scripts::HOLD
+            .key(self.keys.jobs(job.shard))
+            .key(self.keys.held(&job.tenant, endpoint))
+            .arg(&job.entry)
+            .arg(GROUP)
+            .arg(format!("{} {} {}", job.tenant, job.msg, job.event))
+            .arg(crate::store::time::now_ms())
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Puts every held job of an endpoint back on the stream (after resume).
+    pub async fn release_held(&self, tenant: &str, endpoint: &str) -> StoreResult<u64> {
+        let mut conn = self.conn.clone();
+        let mut moved = 0;
+        loop {
+            let n: u64 = scripts::MOVE_DUE
+                .key(self.keys.held(tenant, endpoint))
+                .key(self.keys.jobs_for(tenant))
+                .arg("+inf")
+                .arg(500)
+                .invoke_async(&mut conn)
+                .await?;
+            moved += n;
+            if n < 500 {
+                return Ok(moved);
+            }
+        }
+    }
+
+    /// Moves retries that are due back onto the shard's stream; returns how many moved.
+    pub async fn promote_due(&self, shard: u16, now_ms: u64) -> StoreResult<u64> {
+        let mut conn = self.conn.clone();
+        let n: u64 = scripts::MOVE_DUE
+            .key(self.keys.delayed(shard))
+            .key(self.keys.jobs(shard))
+            .arg(now_ms)
+            .arg(500)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(n)
+    }
+
+    /// Re-queues a finished delivery by hand (failed or delivered → pending, one more attempt).
+    pub async fn requeue(&self, tenant: &str, msg: &str) -> StoreResult<()> {
+        let mut conn = self.conn.clone();
+        let answer: String = scripts::REQUEUE
+            .key(self.keys.log(tenant, msg))
+            .key(self.keys.jobs_for(tenant))
+            .arg(tenant)
+            .arg(msg)
+            .invoke_async(&mut conn)
+            .await?;
+        match answer.as_str() {
+            "ok" => Ok(()),
+            "missing" => Err(StoreError::NotFound),
+            status => Err(StoreError::Conflict(format!(
+                "only failed or delivered logs can be retried; this one is {status}"
+            ))),
+        }
+    }
+
+    /// Jobs ready, leased, delayed in one shard (for metrics and tests).
+    pub async fn depth(&self, shard: u16) -> StoreResult<(u64, u64)> {
+        let mut conn = self.conn.clone();
+        let (ready, delayed): (u64, u64) = redis::pipe()
+            .xlen(self.keys.jobs(shard))
+            .zcard(self.keys.delayed(shard))
+            .query_async(&mut conn)
+            .await?;
+        Ok((ready, delayed))
+    }
+}
+
+fn job_from(shard: u16, entry: &str, map: &std::collections::HashMap<String, redis::Value>) -> Option<Job> {
+    let field = |name: &str| -> Option<String> {
+        match map.get(name)? {
+            redis::Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok(),
+            redis::Value::SimpleString(s) => Some(s.clone()),
+            _ => None,
+        }
+    };
+    Some(Job {
+        shard,
+        entry: entry.to_string(),
+        tenant: field("t")?,
+        msg: field("m")?,
+        event: field("e")?,
+    })
+}

@@ -1,0 +1,76 @@
+//! The queue's Lua scripts. Each touches keys of one hash tag only.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+/// Records an outcome and acknowledges the job in one step.
+/// KEYS: log, attempts, jobs stream, delayed zset.
+/// ARGV: entry, group, status, attempts, retry-at ms or "", attempt JSON or "", request JSON or "",
+///       last error or "", delayed member, ttl secs.
+/// Returns 1 when recorded, 0 when the entry was no longer pending (another worker finished it).
+pub static COMPLETE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local acked = redis.call('XACK', KEYS[3], ARGV[2], ARGV[1])
+redis.call('XDEL', KEYS[3], ARGV[1])
+if acked == 0 then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local ttl = tonumber(ARGV[10])
+redis.call('HSET', KEYS[1], 'status', ARGV[3], 'attempts', ARGV[4], 'next_attempt_at_ms', ARGV[5], 'last_error', ARGV[8])
+if ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'request', ARGV[7]) end
+if ARGV[6] ~= '' then
+  redis.call('RPUSH', KEYS[2], ARGV[6])
+  redis.call('LTRIM', KEYS[2], -100, -1)
+  redis.call('EXPIRE', KEYS[2], ttl)
+end
+if ARGV[5] ~= '' then redis.call('ZADD', KEYS[4], ARGV[5], ARGV[9]) end
+return 1
+"#,
+    )
+});
+
+/// Parks a leased job in an endpoint's held set.
+/// KEYS: jobs stream, held zset. ARGV: entry, group, member, now ms.
+pub static HOLD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local acked = redis.call('XACK', KEYS[1], ARGV[2], ARGV[1])
+redis.call('XDEL', KEYS[1], ARGV[1])
+if acked == 1 then redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3]) end
+return acked
+"#,
+    )
+});
+
+/// Moves members scored at or below ARGV[1] from a zset onto the jobs stream.
+/// KEYS: source zset, jobs stream. ARGV: max score, limit. Members are "tenant msg event".
+pub static MOVE_DUE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, member in ipairs(due) do
+  local t, m, e = string.match(member, '^(%S+) (%S+) (%S+)$')
+  if t then redis.call('XADD', KEYS[2], '*', 't', t, 'm', m, 'e', e) end
+  redis.call('ZREM', KEYS[1], member)
+end
+return #due
+"#,
+    )
+});
+
+/// Re-queues a failed or delivered log. KEYS: log, jobs stream. ARGV: tenant, msg.
+/// Returns "ok", "missing", or the current status when it cannot be retried.
+pub static REQUEUE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local fields = redis.call('HMGET', KEYS[1], 'status', 'event_id')
+local status, event = fields[1], fields[2]
+if not status then return 'missing' end
+if status ~= 'failed' and status ~= 'delivered' then return status end
+redis.call('HSET', KEYS[1], 'status', 'pending', 'next_attempt_at_ms', '', 'manual', '1')
+redis.call('XADD', KEYS[2], '*', 't', ARGV[1], 'm', ARGV[2], 'e', event)
+return 'ok'
+"#,
+    )
+});

@@ -1,0 +1,62 @@
+//! What a worker reads to make one delivery: the log's state, the event and the
+//! tenant's endpoint version, in a single round trip.
+
+use std::collections::HashMap;
+
+use super::time::rfc3339;
+use super::{Store, StoreResult};
+use crate::plugins::PluginEvent;
+use crate::queue::Job;
+
+/// Everything stored that one delivery needs.
+#[derive(Debug, Clone)]
+pub struct DeliveryInput {
+    /// The log's status (`pending` unless another worker already finished it).
+    pub status: String,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// The endpoint to deliver to.
+    pub endpoint_id: String,
+    /// Set when the delivery was re-queued by hand: it gets one attempt, no schedule.
+    pub manual: bool,
+    /// The event as plugins see it.
+    pub event: PluginEvent,
+    /// Unix ms the event was accepted.
+    pub event_created_ms: u64,
+    /// The tenant's endpoint version at read time.
+    pub endpoints_version: u64,
+}
+
+impl Store {
+    /// Reads a job's log, event and endpoint version; `None` when the log or event is gone.
+    pub async fn load_delivery(&self, job: &Job) -> StoreResult<Option<DeliveryInput>> {
+        let mut conn = self.conn();
+        let (log, event, version): (HashMap<String, String>, HashMap<String, String>, Option<u64>) = redis::pipe()
+            .hgetall(self.keys.log(&job.tenant, &job.msg))
+            .hgetall(self.keys.event(&job.tenant, &job.event))
+            .get(self.keys.endpoints_version(&job.tenant))
+            .query_async(&mut conn)
+            .await?;
+        if log.is_empty() || event.is_empty() {
+            return Ok(None);
+        }
+        let text = |m: &HashMap<String, String>, k: &str| m.get(k).cloned().unwrap_or_default();
+        let created_ms: u64 = text(&event, "created_at_ms").parse().unwrap_or(0);
+        Ok(Some(DeliveryInput {
+            status: text(&log, "status"),
+            attempts: text(&log, "attempts").parse().unwrap_or(0),
+            endpoint_id: text(&log, "endpoint_id"),
+            manual: log.get("manual").is_some_and(|m| m == "1"),
+            event: PluginEvent {
+                id: job.event.clone(),
+                event_type: text(&event, "type"),
+                tenant: job.tenant.clone(),
+                channel: event.get("channel").filter(|c| !c.is_empty()).cloned(),
+                created_at: rfc3339(created_ms),
+                payload: text(&event, "payload"),
+            },
+            event_created_ms: created_ms,
+            endpoints_version: version.unwrap_or(0),
+        }))
+    }
+}

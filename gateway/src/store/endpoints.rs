@@ -1,0 +1,131 @@
+//! Endpoints in Redis, and a per-process cache of each tenant's endpoint set.
+//!
+//! Every change bumps the tenant's endpoint version counter in the same
+//! transaction. Ingest matches against the cached set and hands the version it
+//! matched against to the ingest script, which refuses (and the caller reloads)
+//! when the set changed meanwhile, in this process or any other. So a cache
+//! never sends an event to a deleted endpoint or misses a new one.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use redis::AsyncCommands;
+
+use super::{Store, StoreError, StoreResult};
+use crate::model::endpoint::Endpoint;
+
+/// A tenant's endpoints at one version.
+#[derive(Debug, Clone, Default)]
+pub struct EndpointSet {
+    /// The version counter these were read at.
+    pub version: u64,
+    /// Endpoints ordered by id (creation time).
+    pub endpoints: Arc<Vec<Endpoint>>,
+}
+
+impl EndpointSet {
+    /// One endpoint by id.
+    pub fn get(&self, id: &str) -> Option<&Endpoint> {
+        self.endpoints.iter().find(|e| e.id == id)
+    }
+}
+
+/// Per-process cache of endpoint sets by tenant.
+#[derive(Debug, Default)]
+pub struct EndpointCache {
+    sets: Mutex<HashMap<String, EndpointSet>>,
+}
+
+impl EndpointCache {
+    fn get(&self, tenant: &str) -> Option<EndpointSet> {
+        self.sets.lock().ok()?.get(tenant).cloned()
+    }
+
+    fn put(&self, tenant: &str, set: EndpointSet) {
+        if let Ok(mut sets) = self.sets.lock() {
+            // Never replace a newer set with an older one read concurrently.
+            let newer = sets.get(tenant).is_some_and(|old| old.version > set.version);
+            if !newer {
+                sets.insert(tenant.to_string(), set);
+            }
+        }
+    }
+}
+
+impl Store {
+    /// Reads a tenant's endpoints and their version atomically, and caches them.
+    pub async fn load_endpoints(&self, tenant: &str) -> StoreResult<EndpointSet> {
+        let mut conn = self.conn();
+        let (version, raw): (Option<u64>, HashMap<String, String>) = redis::pipe()
+            .atomic()
+            .get(self.keys.endpoints_version(tenant))
+            .hgetall(self.keys.endpoints(tenant))
+            .query_async(&mut conn)
+            .await?;
+        let mut endpoints = raw
+            .values()
+            .map(|json| serde_json::from_str::<Endpoint>(json))
+            .collect::<Result<Vec<_>, _>>()?;
+        endpoints.sort_by(|a, b| a.id.cmp(&b.id));
+        let set = EndpointSet {
+            version: version.unwrap_or(0),
+            endpoints: Arc::new(endpoints),
+        };
+        self.endpoints.put(tenant, set.clone());
+        Ok(set)
+    }
+
+    /// The cached endpoint set, loading it on first use. May be stale; callers that
+    /// write based on it pass its version to a script that checks it.
+    pub async fn cached_endpoints(&self, tenant: &str) -> StoreResult<EndpointSet> {
+        match self.endpoints.get(tenant) {
+            Some(set) => Ok(set),
+            None => self.load_endpoints(tenant).await,
+        }
+    }
+
+    /// The endpoint set at `version` or newer: the cache if it is current, else a reload.
+    pub async fn endpoints_at(&self, tenant: &str, version: u64) -> StoreResult<EndpointSet> {
+        match self.endpoints.get(tenant) {
+            Some(set) if set.version >= version => Ok(set),
+            _ => self.load_endpoints(tenant).await,
+        }
+    }
+
+    /// One endpoint, read fresh.
+    pub async fn get_endpoint(&self, tenant: &str, id: &str) -> StoreResult<Endpoint> {
+        let mut conn = self.conn();
+        let raw: Option<String> = conn.hget(self.keys.endpoints(tenant), id).await?;
+        let raw = raw.ok_or(StoreError::NotFound)?;
+        Ok(serde_json::from_str(&raw)?)
+    }
+
+    /// Creates or replaces an endpoint and bumps the version.
+    pub async fn put_endpoint(&self, tenant: &str, endpoint: &Endpoint) -> StoreResult<()> {
+        let mut conn = self.conn();
+        redis::pipe()
+            .atomic()
+            .hset(self.keys.endpoints(tenant), &endpoint.id, serde_json::to_string(endpoint)?)
+            .incr(self.keys.endpoints_version(tenant), 1)
+            .query_async::<()>(&mut conn)
+            .await?;
+        self.load_endpoints(tenant).await?;
+        Ok(())
+    }
+
+    /// Deletes an endpoint and bumps the version. Its logs stay until retention removes them.
+    pub async fn delete_endpoint(&self, tenant: &str, id: &str) -> StoreResult<()> {
+        let mut conn = self.conn();
+        let (removed, _): (u32, u64) = redis::pipe()
+            .atomic()
+            .hdel(self.keys.endpoints(tenant), id)
+            .incr(self.keys.endpoints_version(tenant), 1)
+            .query_async(&mut conn)
+            .await?;
+        self.load_endpoints(tenant).await?;
+        if removed == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+}

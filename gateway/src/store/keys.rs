@@ -1,0 +1,206 @@
+//! The Redis key layout. Every key the gateway touches is built here.
+//!
+//! All keys start with the configured prefix `P`. Tenant-owned data and the
+//! queue live under a shard hash tag `{P:s<n>}` (shard = hash of the tenant id
+//! modulo the shard count), so every multi-key script touches a single slot
+//! and the layout works on Redis Cluster.
+//!
+//! | key | type | holds | written by | removed by |
+//! |---|---|---|---|---|
+//! | `P:apikey:<sha256>` | string | JSON `{tenant_id, key_id}` for an API key hash | tenant/key creation | key revocation |
+//! | `P:tenants` | set | every tenant id | tenant creation | never |
+//! | `P:tenant:<tid>` | string | tenant record (JSON) | tenant creation | never |
+//! | `{S}:t:<tid>:endpoints` | hash | endpoint id → endpoint JSON (secrets included) | endpoint API | endpoint delete |
+//! | `{S}:t:<tid>:endpoints:ver` | string | counter bumped on every endpoint change; ingest checks it | endpoint API | never |
+//! | `{S}:t:<tid>:evt:<evt>` | hash | event: type, channel, payload, created_at, deliveries | ingest | TTL (retention) |
+//! | `{S}:t:<tid>:idem:<sha256>` | string | event id for an `Idempotency-Key` | ingest | TTL 24 h |
+//! | `{S}:t:<tid>:log:<msg>` | hash | delivery log: status, attempts, next attempt, request as sent | ingest, worker | TTL (retention) |
+//! | `{S}:t:<tid>:log:<msg>:attempts` | list | one JSON record per attempt | worker | TTL (retention) |
+//! | `{S}:t:<tid>:logs` | zset (lex) | every delivery log id, time-ordered | ingest | janitor (retention) |
+//! | `{S}:t:<tid>:ep:<ep>:logs` | zset (lex) | that endpoint's log ids | ingest | janitor, endpoint delete |
+//! | `{S}:t:<tid>:ep:<ep>:held` | zset | jobs parked while the endpoint is paused | worker | resume |
+//! | `{S}:t:<tid>:event-types` | hash | tenant's own event types → description | event-types API | never |
+//! | `{S}:t:<tid>:plugins` | hash | plugin name → metadata JSON (version = sha256) | plugin API | plugin delete |
+//! | `{S}:jobs` | stream | ready jobs `{t: tenant, m: msg}`; the consumer group leases them | ingest, mover, retry | ack (XDEL) |
+//! | `{S}:delayed` | zset | `tenant msg` scored by due time (ms) | worker on failure | mover |
+//! | `{S}:dead` | zset | jobs that crashed their worker too often | reclaimer | redrive |
+//! | `P:plugin:wasm:<sha>` | string | uploaded component bytes | plugin API | never (content-addressed) |
+//! | `P:plugin:art:<engine>:<sha>` | string | compiled artifact for one engine build | plugin API / first loader | never |
+
+/// Builds key names for one gateway deployment.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    prefix: String,
+    shards: u16,
+}
+
+impl Keys {
+    /// Keys under `prefix`, spread over `shards` hash tags.
+    pub fn new(prefix: &str, shards: u16) -> Self {
+        Self {
+            prefix: prefix.to_string(),
+            shards: shards.max(1),
+        }
+    }
+
+    /// Number of shards.
+    pub fn shards(&self) -> u16 {
+        self.shards
+    }
+
+    /// The shard a tenant's data lives in.
+    pub fn shard_of(&self, tenant: &str) -> u16 {
+        // FNV-1a: stable across processes and releases, unlike std's hasher.
+        let hash = tenant
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+        (hash % u64::from(self.shards)) as u16
+    }
+
+    /// The hash-tagged base of a shard: `{P:s<n>}`.
+    pub fn shard(&self, shard: u16) -> String {
+        format!("{{{}:s{}}}", self.prefix, shard)
+    }
+
+    fn tenant_base(&self, tenant: &str) -> String {
+        format!("{}:t:{}", self.shard(self.shard_of(tenant)), tenant)
+    }
+
+    /// API key hash → tenant.
+    pub fn api_key(&self, key_hash: &str) -> String {
+        format!("{}:apikey:{}", self.prefix, key_hash)
+    }
+
+    /// Set of all tenant ids.
+    pub fn tenants(&self) -> String {
+        format!("{}:tenants", self.prefix)
+    }
+
+    /// One tenant's record.
+    pub fn tenant(&self, tenant: &str) -> String {
+        format!("{}:tenant:{}", self.prefix, tenant)
+    }
+
+    /// A tenant's endpoints.
+    pub fn endpoints(&self, tenant: &str) -> String {
+        format!("{}:endpoints", self.tenant_base(tenant))
+    }
+
+    /// A tenant's endpoint version counter.
+    pub fn endpoints_version(&self, tenant: &str) -> String {
+        format!("{}:endpoints:ver", self.tenant_base(tenant))
+    }
+
+    /// One event.
+    pub fn event(&self, tenant: &str, event: &str) -> String {
+        format!("{}:evt:{}", self.tenant_base(tenant), event)
+    }
+
+    /// An idempotency key (already hashed).
+    pub fn idempotency(&self, tenant: &str, key_hash: &str) -> String {
+        format!("{}:idem:{}", self.tenant_base(tenant), key_hash)
+    }
+
+    /// One delivery log.
+    pub fn log(&self, tenant: &str, msg: &str) -> String {
+        format!("{}:log:{}", self.tenant_base(tenant), msg)
+    }
+
+    /// One delivery log's attempts.
+    pub fn attempts(&self, tenant: &str, msg: &str) -> String {
+        format!("{}:log:{}:attempts", self.tenant_base(tenant), msg)
+    }
+
+    /// A tenant's log index.
+    pub fn logs_index(&self, tenant: &str) -> String {
+        format!("{}:logs", self.tenant_base(tenant))
+    }
+
+    /// One endpoint's log index.
+    pub fn endpoint_logs_index(&self, tenant: &str, endpoint: &str) -> String {
+        format!("{}:ep:{}:logs", self.tenant_base(tenant), endpoint)
+    }
+
+    /// Jobs held while an endpoint is paused.
+    pub fn held(&self, tenant: &str, endpoint: &str) -> String {
+        format!("{}:ep:{}:held", self.tenant_base(tenant), endpoint)
+    }
+
+    /// A tenant's own event types.
+    pub fn event_types(&self, tenant: &str) -> String {
+        format!("{}:event-types", self.tenant_base(tenant))
+    }
+
+    /// A tenant's plugins.
+    pub fn plugins(&self, tenant: &str) -> String {
+        format!("{}:plugins", self.tenant_base(tenant))
+    }
+
+    /// The ready-job stream of a shard.
+    pub fn jobs(&self, shard: u16) -> String {
+        format!("{}:jobs", self.shard(shard))
+    }
+
+    /// The ready-job stream of a tenant's shard.
+    pub fn jobs_for(&self, tenant: &str) -> String {
+        self.jobs(self.shard_of(tenant))
+    }
+
+    /// Delayed retries of a shard.
+    pub fn delayed(&self, shard: u16) -> String {
+        format!("{}:delayed", self.shard(shard))
+    }
+
+    /// Dead-lettered jobs of a shard.
+    pub fn dead(&self, shard: u16) -> String {
+        format!("{}:dead", self.shard(shard))
+    }
+
+    /// Uploaded plugin bytes by content hash.
+    pub fn plugin_wasm(&self, sha: &str) -> String {
+        format!("{}:plugin:wasm:{}", self.prefix, sha)
+    }
+
+    /// Compiled plugin artifact for one engine build.
+    pub fn plugin_artifact(&self, engine: &str, sha: &str) -> String {
+        format!("{}:plugin:art:{}:{}", self.prefix, engine, sha)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tag(key: &str) -> &str {
+        let start = key.find('{').unwrap();
+        let end = key.find('}').unwrap();
+        &key[start + 1..end]
+    }
+
+    #[test]
+    fn a_tenants_queue_and_data_share_one_hash_tag() {
+        let keys = Keys::new("gw", 8);
+        let t = "ten_01HX";
+        let tags = [
+            keys.endpoints_version(t),
+            keys.event(t, "evt_1"),
+            keys.log(t, "msg_1"),
+            keys.logs_index(t),
+            keys.endpoint_logs_index(t, "ep_1"),
+            keys.idempotency(t, "abc"),
+            keys.jobs_for(t),
+            keys.delayed(keys.shard_of(t)),
+        ];
+        for key in &tags {
+            assert_eq!(tag(key), tag(&tags[0]), "{key}");
+        }
+    }
+
+    #[test]
+    fn shards_spread_tenants_and_are_stable() {
+        let keys = Keys::new("gw", 4);
+        let used: std::collections::HashSet<u16> = (0..100).map(|i| keys.shard_of(&format!("ten_{i}"))).collect();
+        assert_eq!(used.len(), 4);
+        assert_eq!(keys.shard_of("ten_x"), Keys::new("other", 4).shard_of("ten_x"));
+    }
+}

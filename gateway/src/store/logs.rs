@@ -1,0 +1,158 @@
+//! Delivery logs: listing with filters and cursors, and one log with its attempts.
+//!
+//! Log ids are ULIDs, so the per-tenant and per-endpoint indexes are zsets with
+//! every score 0 and lexicographic order equal to creation order: time ranges
+//! and cursors are plain `ZREVRANGEBYLEX` bounds. Status and type filters are
+//! applied while scanning, with a bounded amount of work per page.
+
+use std::collections::HashMap;
+use std::time::{Duration, UNIX_EPOCH};
+
+use redis::AsyncCommands;
+use serde_json::Value;
+
+use super::time::rfc3339;
+use super::{Store, StoreError, StoreResult};
+use crate::ids::{self, IdKind};
+use crate::model::log::{Attempt, LogDetail, LogEntry, LogPage, LogStatus, SentRequest};
+
+/// Filters of `GET /v1/logs`.
+#[derive(Debug, Clone, Default)]
+pub struct LogQuery {
+    /// Only logs in this status.
+    pub status: Option<LogStatus>,
+    /// Only logs of this event type.
+    pub event_type: Option<String>,
+    /// Only logs of this endpoint.
+    pub endpoint_id: Option<String>,
+    /// Created at or after (Unix ms).
+    pub since_ms: Option<u64>,
+    /// Created at or before (Unix ms).
+    pub until_ms: Option<u64>,
+    /// Page size (1..=250).
+    pub limit: usize,
+    /// Continue after this log id.
+    pub cursor: Option<String>,
+}
+
+/// Index entries examined per page at most, whatever the filters.
+const SCAN_BUDGET: usize = 2_000;
+
+impl Store {
+    /// A page of this tenant's logs, newest first.
+    pub async fn list_logs(&self, tenant: &str, query: &LogQuery) -> StoreResult<LogPage> {
+        let index = match &query.endpoint_id {
+            Some(endpoint) => self.keys.endpoint_logs_index(tenant, endpoint),
+            None => self.keys.logs_index(tenant),
+        };
+        let mut max = match (&query.cursor, query.until_ms) {
+            (Some(cursor), _) => format!("({cursor}"),
+            (None, Some(until)) => format!("[{}", ids::upper_bound(IdKind::Message, UNIX_EPOCH + Duration::from_millis(until))),
+            (None, None) => "+".to_string(),
+        };
+        let min = match query.since_ms {
+            Some(since) => format!("[{}", ids::lower_bound(IdKind::Message, UNIX_EPOCH + Duration::from_millis(since))),
+            None => "-".to_string(),
+        };
+        let batch = (query.limit * 2).clamp(50, 500);
+        let mut data = Vec::new();
+        let mut scanned = 0;
+        let mut conn = self.conn();
+        loop {
+            let ids: Vec<String> = conn.zrevrangebylex_limit(&index, &max, &min, 0, batch as isize).await?;
+            scanned += ids.len();
+            let exhausted = ids.len() < batch;
+            for (id, entry) in ids.iter().zip(self.load_entries(tenant, &ids).await?) {
+                max = format!("({id}");
+                let Some(entry) = entry else { continue };
+                let status_ok = query.status.is_none_or(|s| s == entry.status);
+                let type_ok = query.event_type.as_ref().is_none_or(|t| *t == entry.event_type);
+                if status_ok && type_ok {
+                    data.push(entry);
+                    if data.len() == query.limit {
+                        let next = Some(id.clone()).filter(|_| !exhausted || id != ids.last().unwrap_or(id));
+                        return Ok(LogPage { data, next_cursor: next });
+                    }
+                }
+            }
+            if exhausted {
+                return Ok(LogPage { data, next_cursor: None });
+            }
+            if scanned >= SCAN_BUDGET {
+                // Filters matched little: hand back what we have and where to go on.
+                let next = max.strip_prefix('(').map(str::to_owned);
+                return Ok(LogPage { data, next_cursor: next });
+            }
+        }
+    }
+
+    /// Loads log summaries (with their event payloads) for `ids`; `None` where a log has expired.
+    async fn load_entries(&self, tenant: &str, ids: &[String]) -> StoreResult<Vec<Option<LogEntry>>> {
+        let mut conn = self.conn();
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.hgetall(self.keys.log(tenant, id));
+        }
+        let logs: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
+        let mut pipe = redis::pipe();
+        for fields in &logs {
+            let event = fields.get("event_id").cloned().unwrap_or_default();
+            pipe.hget(self.keys.event(tenant, &event), "payload");
+        }
+        let payloads: Vec<Option<String>> = pipe.query_async(&mut conn).await?;
+        Ok(ids
+            .iter()
+            .zip(logs)
+            .zip(payloads)
+            .map(|((id, fields), payload)| entry_from(id, &fields, payload.as_deref()))
+            .collect())
+    }
+
+    /// One log with its attempts and the request as sent.
+    pub async fn get_log(&self, tenant: &str, id: &str) -> StoreResult<LogDetail> {
+        if !ids::is_valid(IdKind::Message, id) {
+            return Err(StoreError::NotFound);
+        }
+        let entry = self
+            .load_entries(tenant, &[id.to_string()])
+            .await?
+            .pop()
+            .flatten()
+            .ok_or(StoreError::NotFound)?;
+        let mut conn = self.conn();
+        let (attempts, request): (Vec<String>, Option<String>) = redis::pipe()
+            .lrange(self.keys.attempts(tenant, id), 0, -1)
+            .hget(self.keys.log(tenant, id), "request")
+            .query_async(&mut conn)
+            .await?;
+        let attempt_details = attempts
+            .iter()
+            .map(|a| serde_json::from_str::<Attempt>(a))
+            .collect::<Result<Vec<_>, _>>()?;
+        let request = match request.filter(|r| !r.is_empty()) {
+            Some(raw) => Some(serde_json::from_str::<SentRequest>(&raw)?),
+            None => None,
+        };
+        Ok(LogDetail { entry, attempt_details, request })
+    }
+}
+
+fn entry_from(id: &str, fields: &HashMap<String, String>, payload: Option<&str>) -> Option<LogEntry> {
+    if fields.is_empty() {
+        return None;
+    }
+    let text = |k: &str| fields.get(k).cloned().unwrap_or_default();
+    let number = |k: &str| fields.get(k).and_then(|v| v.parse::<u64>().ok());
+    Some(LogEntry {
+        id: id.to_string(),
+        event_id: text("event_id"),
+        event_type: text("event_type"),
+        endpoint_id: text("endpoint_id"),
+        created_at: rfc3339(number("created_at_ms").unwrap_or(0)),
+        status: text("status").parse().unwrap_or(LogStatus::Pending),
+        attempts: number("attempts").and_then(|n| u32::try_from(n).ok()).unwrap_or(0),
+        next_attempt_at: number("next_attempt_at_ms").map(rfc3339),
+        last_error: fields.get("last_error").filter(|e| !e.is_empty()).cloned(),
+        payload: payload.and_then(|p| serde_json::from_str(p).ok()).unwrap_or(Value::Null),
+    })
+}

@@ -1,0 +1,118 @@
+//! Everything the gateway keeps, in Redis: tenants, endpoints, events, delivery logs, plugins.
+//!
+//! The key layout is documented in [`keys`]. Writes that must be all-or-nothing
+//! (ingest, recording an attempt) are Lua scripts over keys of one hash tag.
+//! Every call takes the tenant id first, and every tenant key contains it, so
+//! one tenant can never read another's data: a foreign id is simply not found.
+
+pub mod deliveries;
+pub mod endpoints;
+pub mod event_types;
+pub mod events;
+pub mod keys;
+pub mod logs;
+pub mod plugins;
+pub mod tenants;
+pub mod time;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+pub use keys::Keys;
+
+/// A failure of the store layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Redis could not be reached or answered with an error.
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// The resource does not exist for this tenant.
+    #[error("not found")]
+    NotFound,
+    /// The request conflicts with the resource's state.
+    #[error("{0}")]
+    Conflict(String),
+    /// A stored value could not be decoded.
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+}
+
+impl From<serde_json::Error> for StoreError {
+    fn from(e: serde_json::Error) -> Self {
+        StoreError::Corrupt(e.to_string())
+    }
+}
+
+/// Shorthand for store results.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Handle to the Redis store: cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    client: redis::Client,
+    conn: ConnectionManager,
+    keys: Arc<Keys>,
+    retention_secs: u64,
+    endpoints: Arc<endpoints::EndpointCache>,
+}
+
+impl Store {
+    /// A store on `redis_url`. Connects lazily and reconnects on its own, so the gateway
+    /// starts (and reports not ready) while Redis is down.
+    pub fn connect(redis_url: &str, keys: Keys, retention_days: u32) -> StoreResult<Self> {
+        let client = redis::Client::open(redis_url)?;
+        let conn = client.get_connection_manager_lazy(connection_config(Duration::from_secs(5)))?;
+        Ok(Self::new(client, conn, keys, retention_days))
+    }
+
+    /// A store over an existing client and connection.
+    pub fn new(client: redis::Client, conn: ConnectionManager, keys: Keys, retention_days: u32) -> Self {
+        Self {
+            client,
+            conn,
+            keys: Arc::new(keys),
+            retention_secs: u64::from(retention_days) * 86_400,
+            endpoints: Arc::new(endpoints::EndpointCache::default()),
+        }
+    }
+
+    /// The key layout.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// A connection handle (multiplexed; cloning is cheap).
+    pub fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    /// A connection of its own, for blocking reads that would stall the shared one.
+    /// `response_timeout` must exceed the longest block.
+    pub fn dedicated_conn(&self, response_timeout: Duration) -> StoreResult<ConnectionManager> {
+        Ok(self.client.get_connection_manager_lazy(connection_config(response_timeout))?)
+    }
+
+    /// How long events and logs are kept, in seconds.
+    pub fn retention_secs(&self) -> u64 {
+        self.retention_secs
+    }
+
+    /// Whether Redis answers.
+    pub async fn ping(&self) -> StoreResult<()> {
+        let mut conn = self.conn();
+        redis::cmd("PING").query_async::<String>(&mut conn).await?;
+        Ok(())
+    }
+}
+
+/// Reconnect quickly and forever; answer or fail each command within `response_timeout`.
+fn connection_config(response_timeout: Duration) -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_response_timeout(Some(response_timeout))
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_min_delay(Duration::from_millis(50))
+        .set_max_delay(Duration::from_secs(2))
+        .set_number_of_retries(3)
+}
