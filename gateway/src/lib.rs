@@ -15,10 +15,12 @@
 //! - [`delivery`]: signing, retry policy, SSRF-safe HTTP client, the worker loop.
 //! - [`plugins`]: the wasmtime host for tenant and built-in WebAssembly plugins.
 //! - [`api`]: the axum HTTP API under `/v1`, auth, errors and the OpenAPI document.
+//! - [`cli`]: the command line: config file, logging, signals.
 //! - [`app`]: wiring: builds the shared state and runs the API and workers until shutdown.
 
 pub mod api;
 pub mod app;
+pub mod cli;
 pub mod config;
 pub mod delivery;
 pub mod ids;
