@@ -1,0 +1,90 @@
+//! Cost of one plugin call with a fresh instance, and of loading a serialized
+//! artifact: the numbers DESIGN.md's plugin rules rest on.
+//!
+//! `cargo bench -p gateway --bench plugin_invoke` prints p50/p99 in µs for
+//! the built-in `compose-template` on a ~1 KB event. Plain `main`, no
+//! harness: the point is a number to compare, not a statistical study.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::time::{Duration, Instant};
+
+use gateway::plugins::{builtin, PluginEngine, PluginEvent, PluginLimits, PluginRequest};
+
+const CONFIG: &str = r#"{
+  "url": "https://receiver.example.com/ack?id=@{{payload.id}}",
+  "method": "POST",
+  "headers": {"Authorization": "Bearer token", "X-Status": "@{{payload.status}}"},
+  "body": {
+    "id": "@{{payload.id}}",
+    "mobile": "@{{payload.mobile}}",
+    "message_status": "@{{payload.status}}",
+    "read_at": "@{{payload.read_at}}",
+    "items": "@{{payload.items}}"
+  }
+}"#;
+
+fn main() {
+    let engine = PluginEngine::new(PluginLimits::default()).unwrap();
+    let plugin = builtin::get("compose-template").expect("compose-template is built in");
+
+    let t = Instant::now();
+    let prepared = engine.prepare(plugin.component).unwrap();
+    println!("prepare (compile) compose-template: {:.1} ms, component {} bytes, artifact {} bytes",
+        ms(t.elapsed()), prepared.component.len(), prepared.artifact.len());
+
+    let mut loads = Vec::new();
+    for i in 0..50 {
+        let fresh = PluginEngine::new(PluginLimits::default()).unwrap();
+        let t = Instant::now();
+        fresh.load(&format!("{}-{i}", prepared.sha256), &prepared.artifact).unwrap();
+        loads.push(t.elapsed());
+    }
+    report("load (deserialize + InstancePre)", &mut loads);
+
+    let loaded = engine.load(&prepared.sha256, &prepared.artifact).unwrap();
+    let items: Vec<String> = (0..8).map(|i| format!(r#"{{"sku":"SKU-{i:04}","qty":{i},"price":{i}.5}}"#)).collect();
+    let payload = format!(
+        r#"{{"id":"a418d672-9781-4d97-b517-a56f7d95ad8a","mobile":"+15551234567","status":"read","read_at":"2021-06-18T14:48:06.886358Z","from":"15550001111","to":"15552223333","items":[{}],"note":"{}"}}"#,
+        items.join(","),
+        "x".repeat(300)
+    );
+    let event = PluginEvent {
+        id: "evt_01JABCDEF".into(),
+        event_type: "whatsapp:message:status".into(),
+        tenant: "ten_01JABCDEF".into(),
+        channel: Some("whatsapp".into()),
+        created_at: "2025-01-01T00:00:00Z".into(),
+        payload: payload.clone(),
+    };
+    let request = PluginRequest {
+        method: "POST".into(),
+        url: "https://receiver.example.com/hook".into(),
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: payload.into_bytes(),
+    };
+    println!("event payload: {} bytes", event.payload.len());
+    for _ in 0..200 {
+        engine.invoke(&loaded, &event, &request, CONFIG).unwrap();
+    }
+    let mut calls = Vec::new();
+    let mut fuel = 0;
+    for _ in 0..5000 {
+        let t = Instant::now();
+        let out = engine.invoke(&loaded, &event, &request, CONFIG).unwrap();
+        calls.push(t.elapsed());
+        fuel = out.fuel_used;
+    }
+    report("invoke compose-template (fresh instance)", &mut calls);
+    println!("fuel per call: {fuel}");
+}
+
+fn report(what: &str, samples: &mut [Duration]) {
+    samples.sort();
+    let p = |q: f64| samples[((samples.len() as f64 - 1.0) * q) as usize].as_secs_f64() * 1e6;
+    println!("{what}: n={} p50={:.1} µs p99={:.1} µs", samples.len(), p(0.5), p(0.99));
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
