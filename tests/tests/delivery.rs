@@ -162,3 +162,17 @@ async fn the_test_route_sends_now_and_reports_the_attempt() {
     assert_eq!(result["attempt"]["status_code"], 418);
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_slower_than_the_lease_is_not_sent_twice() {
+    let gw = TestGateway::start_with(|c| c.lease_ms = 1_000).await;
+    let api = gw.tenant().await;
+    let rx = Receiver::start().await;
+    rx.set_delay(Duration::from_millis(2_200));
+    api.endpoint(json!({"url": rx.url("/"), "timeout_ms": 5000})).await;
+    let (event, _) = api.event(json!({"type": "x", "payload": {}})).await;
+    let log = api.deliveries_of(&event).await.remove(0);
+    api.wait_log_status(&log, "delivered", WAIT).await;
+    assert_eq!(rx.settle(Duration::from_millis(1_500)).await.len(), 1, "the lease expired under a running delivery");
+    gw.stop().await;
+}

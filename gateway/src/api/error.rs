@@ -129,7 +129,8 @@ impl From<FieldError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Redis(e) => ApiError::Unavailable(e),
+            StoreError::Redis(e) if is_unavailable(&e) => ApiError::Unavailable(e),
+            StoreError::Redis(e) => ApiError::Internal(e.to_string()),
             StoreError::NotFound => ApiError::NotFound("resource"),
             StoreError::Conflict(m) => ApiError::Conflict(m),
             StoreError::Corrupt(m) => ApiError::Internal(m),
@@ -158,8 +159,18 @@ impl From<PluginStoreError> for ApiError {
 
 impl From<redis::RedisError> for ApiError {
     fn from(e: redis::RedisError) -> Self {
-        ApiError::Unavailable(e)
+        StoreError::Redis(e).into()
     }
+}
+
+/// Whether a Redis error means "cannot reach Redis now" (503) rather than a bug (500).
+fn is_unavailable(e: &redis::RedisError) -> bool {
+    e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_timeout()
+        || matches!(e.kind(), redis::ErrorKind::Server(redis::ServerErrorKind::BusyLoading | redis::ServerErrorKind::TryAgain | redis::ServerErrorKind::ClusterDown | redis::ServerErrorKind::ReadOnly | redis::ServerErrorKind::MasterDown))
+        || e.code() == Some("LOADING")
 }
 
 /// Shorthand for handler results.

@@ -8,7 +8,8 @@
 //! before that (Redis down, process killed), the lease expires and the job is
 //! delivered again with the same `webhook-id`.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::Rng;
@@ -25,7 +26,7 @@ use crate::store::{Store, StoreResult};
 
 /// How long the reader waits on an empty stream before looking again.
 const READ_BLOCK: Duration = Duration::from_millis(1_000);
-/// How often due retries are moved and expired leases looked for.
+/// How often due retries are moved back to the stream.
 const MAINTENANCE_EVERY: Duration = Duration::from_millis(200);
 /// Most jobs leased in one read.
 const MAX_BATCH: usize = 256;
@@ -49,13 +50,14 @@ pub struct Worker {
     ctx: DeliveryContext,
     slots: Arc<Semaphore>,
     settings: WorkerSettings,
+    in_flight: Arc<Mutex<HashSet<(u16, String)>>>,
 }
 
 impl Worker {
     /// A worker pool over the given parts.
     pub fn new(store: Store, queue: Queue, ctx: DeliveryContext, settings: WorkerSettings) -> Self {
         let slots = Arc::new(Semaphore::new(settings.concurrency));
-        Self { store, queue, ctx, slots, settings }
+        Self { store, queue, ctx, slots, settings, in_flight: Arc::default() }
     }
 
     /// Runs until `shutdown` is cancelled, then drains in-flight deliveries (bounded).
@@ -65,7 +67,7 @@ impl Worker {
         for shard in 0..self.queue.keys().shards() {
             loops.spawn(self.clone().read_loop(shard, shutdown.clone(), tasks.clone()));
         }
-        loops.spawn(self.clone().maintenance_loop(shutdown.clone(), tasks.clone()));
+        loops.spawn(self.clone().maintenance_loop(shutdown.clone()));
         while loops.join_next().await.is_some() {}
         let drained = tokio::time::timeout(self.settings.drain_timeout, async {
             let mut tasks = tasks.lock().await;
@@ -86,6 +88,8 @@ impl Worker {
                 self.store.conn()
             }
         };
+        let reclaim_every = (self.settings.lease / 4).max(Duration::from_millis(250));
+        let mut reclaim_due = tokio::time::Instant::now();
         let mut backoff = Duration::from_millis(100);
         loop {
             let first = tokio::select! {
@@ -99,9 +103,21 @@ impl Worker {
                     Err(_) => break,
                 }
             }
-            let read = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                read = self.queue.read(&mut conn, shard, permits.len(), READ_BLOCK) => read,
+            // Jobs whose worker died come first: they have waited a whole lease already.
+            let read = if tokio::time::Instant::now() >= reclaim_due {
+                reclaim_due = tokio::time::Instant::now() + reclaim_every;
+                let reclaimed = self.queue.reclaim(shard, permits.len()).await;
+                if let Ok(jobs) = &reclaimed {
+                    if !jobs.is_empty() {
+                        info!(shard, count = jobs.len(), "took over jobs whose lease expired");
+                    }
+                }
+                reclaimed
+            } else {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    read = self.queue.read(&mut conn, shard, permits.len(), READ_BLOCK.min(reclaim_every)) => read,
+                }
             };
             match read {
                 Ok(jobs) => {
@@ -130,50 +146,53 @@ impl Worker {
         for job in jobs {
             let Some(permit) = permits.pop() else { break };
             let worker = self.clone();
+            let key = (job.shard, job.entry.clone());
+            if let Ok(mut set) = self.in_flight.lock() {
+                set.insert(key.clone());
+            }
             tasks.spawn(async move {
                 worker.process(job).await;
+                if let Ok(mut set) = worker.in_flight.lock() {
+                    set.remove(&key);
+                }
                 drop(permit);
             });
         }
     }
 
-    async fn maintenance_loop(self, shutdown: CancellationToken, tasks: Arc<tokio::sync::Mutex<JoinSet<()>>>) {
+    /// Moves due retries back onto the streams, every [`MAINTENANCE_EVERY`], and renews
+    /// the leases of deliveries still running, every third of a lease.
+    async fn maintenance_loop(self, shutdown: CancellationToken) {
         let mut tick = tokio::time::interval(MAINTENANCE_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut reclaim_due = tokio::time::Instant::now();
+        let renew_every = self.settings.lease / 3;
+        let mut renew_due = tokio::time::Instant::now() + renew_every;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tick.tick() => {}
+            }
+            if tokio::time::Instant::now() >= renew_due {
+                renew_due = tokio::time::Instant::now() + renew_every;
+                self.renew_leases().await;
             }
             for shard in 0..self.queue.keys().shards() {
                 if let Err(e) = self.queue.promote_due(shard, now_ms()).await {
                     warn!(shard, error = %e, "moving due retries failed");
                 }
             }
-            if tokio::time::Instant::now() >= reclaim_due {
-                reclaim_due = tokio::time::Instant::now() + (self.settings.lease / 4).max(Duration::from_millis(250));
-                for shard in 0..self.queue.keys().shards() {
-                    let free = self.slots.available_permits().min(MAX_BATCH);
-                    if free == 0 {
-                        continue;
-                    }
-                    match self.queue.reclaim(shard, free).await {
-                        Ok(jobs) if !jobs.is_empty() => {
-                            info!(shard, count = jobs.len(), "took over jobs whose lease expired");
-                            let mut permits = Vec::new();
-                            for _ in 0..jobs.len() {
-                                match self.slots.clone().acquire_owned().await {
-                                    Ok(p) => permits.push(p),
-                                    Err(_) => return,
-                                }
-                            }
-                            self.spawn_jobs(jobs, permits, &tasks).await;
-                        }
-                        Ok(_) => {}
-                        Err(e) => warn!(shard, error = %e, "reclaiming expired leases failed"),
-                    }
-                }
+        }
+    }
+
+    async fn renew_leases(&self) {
+        let running: Vec<(u16, String)> = match self.in_flight.lock() {
+            Ok(set) => set.iter().cloned().collect(),
+            Err(_) => return,
+        };
+        for shard in 0..self.queue.keys().shards() {
+            let entries: Vec<String> = running.iter().filter(|(s, _)| *s == shard).map(|(_, e)| e.clone()).collect();
+            if let Err(e) = self.queue.renew(shard, &entries).await {
+                warn!(shard, error = %e, "renewing leases failed");
             }
         }
     }

@@ -129,6 +129,19 @@ impl Queue {
         Ok(jobs)
     }
 
+    /// Renews the leases of jobs this worker is still delivering, so that a slow
+    /// delivery is not taken over by another worker while it runs.
+    pub async fn renew(&self, shard: u16, entries: &[String]) -> StoreResult<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn.clone();
+        let mut cmd = redis::cmd("XCLAIM");
+        cmd.arg(self.keys.jobs(shard)).arg(GROUP).arg(&self.consumer).arg(0).arg(entries).arg("JUSTID");
+        let _: redis::Value = cmd.query_async(&mut conn).await?;
+        Ok(())
+    }
+
     /// Acknowledges and deletes an entry that cannot be a job (malformed) or is already done.
     pub async fn discard(&self, shard: u16, entry: &str) -> StoreResult<()> {
         let mut conn = self.conn.clone();

@@ -88,6 +88,9 @@ impl Store {
 
     /// Loads log summaries (with their event payloads) for `ids`; `None` where a log has expired.
     async fn load_entries(&self, tenant: &str, ids: &[String]) -> StoreResult<Vec<Option<LogEntry>>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut conn = self.conn();
         let mut pipe = redis::pipe();
         for id in ids {
