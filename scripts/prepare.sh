@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Makes sure what the gateway and its tests need is here, on a fresh machine too:
+#  - the wasm32-unknown-unknown target (plugins are built for it during the normal build);
+#  - a Redis answering on 127.0.0.1:6379 (started, and installed with apt-get if missing).
+# Safe to run again: it only does what is missing.
+set -euo pipefail
+
+REDIS_HOST=127.0.0.1
+REDIS_PORT=6379
+
+log() { echo "prepare: $*" >&2; }
+
+ensure_wasm_target() {
+  if ! command -v rustup >/dev/null 2>&1; then
+    log "rustup not found; assuming the toolchain already has wasm32-unknown-unknown"
+    return
+  fi
+  if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+    log "installing the wasm32-unknown-unknown target"
+    rustup target add wasm32-unknown-unknown
+  fi
+}
+
+redis_answers() {
+  # A raw PING over bash's /dev/tcp, so that no client needs to be installed.
+  local reply
+  reply=$( (exec 3<>"/dev/tcp/$REDIS_HOST/$REDIS_PORT" && printf 'PING\r\n' >&3 && timeout 2 head -c 7 <&3) 2>/dev/null || true)
+  [[ "$reply" == "+PONG"* ]]
+}
+
+ensure_redis() {
+  if redis_answers; then
+    return
+  fi
+  if ! command -v redis-server >/dev/null 2>&1; then
+    log "redis-server not found; installing Debian's redis-server"
+    local sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
+  fi
+  log "starting redis-server on $REDIS_HOST:$REDIS_PORT"
+  local dir="${TMPDIR:-/tmp}/gateway-redis"
+  mkdir -p "$dir"
+  redis-server --daemonize yes --bind "$REDIS_HOST" --port "$REDIS_PORT" \
+    --dir "$dir" --save "" --appendonly no --logfile "$dir/redis.log"
+  for _ in $(seq 1 100); do
+    if redis_answers; then return; fi
+    sleep 0.1
+  done
+  log "redis did not answer on $REDIS_HOST:$REDIS_PORT; see $dir/redis.log"
+  exit 1
+}
+
+ensure_wasm_target
+ensure_redis
