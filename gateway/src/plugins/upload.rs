@@ -50,27 +50,50 @@ impl PluginEngine {
     /// [`prepare`](Self::prepare), and also load the result into the cache
     /// without deserializing the artifact again (for built-ins at startup and
     /// for uploads that are used at once).
-    pub fn prepare_and_load(&self, bytes: &[u8]) -> Result<(PreparedPlugin, Arc<LoadedPlugin>), UploadError> {
+    pub fn prepare_and_load(
+        &self,
+        bytes: &[u8],
+    ) -> Result<(PreparedPlugin, Arc<LoadedPlugin>), UploadError> {
         let limit = self.limits().max_upload_bytes;
         if bytes.len() > limit {
-            return Err(UploadError::TooLarge { size: bytes.len(), limit });
+            return Err(UploadError::TooLarge {
+                size: bytes.len(),
+                limit,
+            });
         }
         let component_bytes = to_component(bytes)?;
-        let component = Component::new(self.engine(), &component_bytes).map_err(|e| compile_error(&e))?;
-        check_world(self, &component)?;
         let sha256 = hex::encode(Sha256::digest(&component_bytes));
+        if let Some(plugin) = self.loaded(&sha256) {
+            // Same content already checked and compiled in this process.
+            let artifact = serialize(&plugin)?;
+            return Ok((
+                PreparedPlugin {
+                    sha256,
+                    component: component_bytes,
+                    artifact,
+                },
+                plugin,
+            ));
+        }
+        let component =
+            Component::new(self.engine(), &component_bytes).map_err(|e| compile_error(&e))?;
+        check_world(self, &component)?;
         let plugin = Arc::new(self.pre_instantiate(sha256.clone(), component)?);
         // Instantiate once (nothing is called), so a plugin whose memories or
         // tables cannot fit the limits is refused now rather than on delivery.
         runtime::instantiate_only(self, &plugin).map_err(|e| {
             UploadError::Compile(format!("cannot instantiate within the plugin limits: {e}"))
         })?;
-        let artifact = plugin
-            .component
-            .serialize()
-            .map_err(|e| UploadError::Compile(format!("cannot serialize: {e:#}")))?;
+        let artifact = serialize(&plugin)?;
         self.cache_insert(plugin.clone());
-        Ok((PreparedPlugin { sha256, component: component_bytes, artifact }, plugin))
+        Ok((
+            PreparedPlugin {
+                sha256,
+                component: component_bytes,
+                artifact,
+            },
+            plugin,
+        ))
     }
 }
 
@@ -86,7 +109,9 @@ fn to_component(bytes: &[u8]) -> Result<Vec<u8>, UploadError> {
         return Ok(bytes.to_vec());
     }
     if !Parser::is_core_wasm(bytes) {
-        return Err(UploadError::NotWasm("unknown WebAssembly version or layer".into()));
+        return Err(UploadError::NotWasm(
+            "unknown WebAssembly version or layer".into(),
+        ));
     }
     let module = scan_core_module(bytes)?;
     if let Some(import) = module.wasi_import {
@@ -103,7 +128,9 @@ fn to_component(bytes: &[u8]) -> Result<Vec<u8>, UploadError> {
         .validate(true)
         .module(bytes)
         .and_then(|mut encoder| encoder.encode())
-        .map_err(|e| UploadError::WrongWorld(format!("cannot make a component of this module: {e:#}")))
+        .map_err(|e| {
+            UploadError::WrongWorld(format!("cannot make a component of this module: {e:#}"))
+        })
 }
 
 struct CoreModuleInfo {
@@ -112,14 +139,21 @@ struct CoreModuleInfo {
 }
 
 fn scan_core_module(bytes: &[u8]) -> Result<CoreModuleInfo, UploadError> {
-    let mut info = CoreModuleInfo { has_component_type: false, wasi_import: None };
+    let mut info = CoreModuleInfo {
+        has_component_type: false,
+        wasi_import: None,
+    };
     for payload in Parser::new(0).parse_all(bytes) {
-        let payload = payload.map_err(|e| UploadError::NotWasm(format!("malformed module: {e}")))?;
+        let payload =
+            payload.map_err(|e| UploadError::NotWasm(format!("malformed module: {e}")))?;
         match payload {
-            Payload::CustomSection(s) if s.name().starts_with("component-type") => info.has_component_type = true,
+            Payload::CustomSection(s) if s.name().starts_with("component-type") => {
+                info.has_component_type = true
+            }
             Payload::ImportSection(imports) => {
                 for import in imports.into_imports() {
-                    let import = import.map_err(|e| UploadError::NotWasm(format!("malformed import: {e}")))?;
+                    let import = import
+                        .map_err(|e| UploadError::NotWasm(format!("malformed import: {e}")))?;
                     if info.wasi_import.is_none() && import.module.starts_with("wasi") {
                         info.wasi_import = Some(format!("{}::{}", import.module, import.name));
                     }
@@ -150,7 +184,9 @@ fn check_world(engine: &PluginEngine, component: &Component) -> Result<(), Uploa
         )));
     }
     if let Some(missing) = EXPORTS.iter().find(|e| !exports.contains(e)) {
-        return Err(UploadError::WrongWorld(format!("missing export `{missing}`")));
+        return Err(UploadError::WrongWorld(format!(
+            "missing export `{missing}`"
+        )));
     }
     Ok(())
 }
@@ -165,6 +201,13 @@ fn is_types_interface(engine: &PluginEngine, name: &str, item: &ComponentItem) -
             .all(|(_, export)| matches!(export.ty, ComponentItem::Type(_))),
         _ => false,
     }
+}
+
+fn serialize(plugin: &LoadedPlugin) -> Result<Vec<u8>, UploadError> {
+    plugin
+        .component
+        .serialize()
+        .map_err(|e| UploadError::Compile(format!("cannot serialize: {e:#}")))
 }
 
 fn compile_error(e: &wasmtime::Error) -> UploadError {
