@@ -36,12 +36,20 @@ fn run() -> Result<(), String> {
 
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=src/plugins/wasm_build.rs");
-    for p in ["plugin-sdk/wit", "plugin-sdk/src", "plugin-sdk/Cargo.toml", "Cargo.lock"] {
+    for p in [
+        "plugin-sdk/wit",
+        "plugin-sdk/src",
+        "plugin-sdk/Cargo.toml",
+        "Cargo.lock",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(p).display());
     }
     for (_, dir) in BUILTINS {
         for p in ["src", "Cargo.toml"] {
-            println!("cargo:rerun-if-changed={}", root.join(dir).join(p).display());
+            println!(
+                "cargo:rerun-if-changed={}",
+                root.join(dir).join(p).display()
+            );
         }
     }
 
@@ -57,11 +65,16 @@ fn run() -> Result<(), String> {
     for (name, dir) in BUILTINS {
         let crate_dir = root.join(dir);
         if !crate_dir.join("Cargo.toml").is_file() {
-            println!("cargo:warning=built-in plugin {name} not found at {}; skipped", crate_dir.display());
+            println!(
+                "cargo:warning=built-in plugin {name} not found at {}; skipped",
+                crate_dir.display()
+            );
             continue;
         }
-        let wasm_path = wasm_build::cargo_build_wasm(&crate_dir, wasm_build::PLUGIN_TARGET, &target_dir)?;
-        let core = std::fs::read(&wasm_path).map_err(|e| format!("read {}: {e}", wasm_path.display()))?;
+        let wasm_path =
+            wasm_build::cargo_build_wasm(&crate_dir, wasm_build::PLUGIN_TARGET, &target_dir)?;
+        let core =
+            std::fs::read(&wasm_path).map_err(|e| format!("read {}: {e}", wasm_path.display()))?;
         let component =
             wasm_build::componentize(&core).map_err(|e| format!("built-in plugin {name}: {e}"))?;
         let out = out_dir.join(format!("{name}.wasm"));

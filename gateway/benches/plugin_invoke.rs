@@ -30,20 +30,28 @@ fn main() {
 
     let t = Instant::now();
     let prepared = engine.prepare(plugin.component).unwrap();
-    println!("prepare (compile) compose-template: {:.1} ms, component {} bytes, artifact {} bytes",
-        ms(t.elapsed()), prepared.component.len(), prepared.artifact.len());
+    println!(
+        "prepare (compile) compose-template: {:.1} ms, component {} bytes, artifact {} bytes",
+        ms(t.elapsed()),
+        prepared.component.len(),
+        prepared.artifact.len()
+    );
 
     let mut loads = Vec::new();
     for i in 0..50 {
         let fresh = PluginEngine::new(PluginLimits::default()).unwrap();
         let t = Instant::now();
-        fresh.load(&format!("{}-{i}", prepared.sha256), &prepared.artifact).unwrap();
+        fresh
+            .load(&format!("{}-{i}", prepared.sha256), &prepared.artifact)
+            .unwrap();
         loads.push(t.elapsed());
     }
     report("load (deserialize + InstancePre)", &mut loads);
 
     let loaded = engine.load(&prepared.sha256, &prepared.artifact).unwrap();
-    let items: Vec<String> = (0..8).map(|i| format!(r#"{{"sku":"SKU-{i:04}","qty":{i},"price":{i}.5}}"#)).collect();
+    let items: Vec<String> = (0..8)
+        .map(|i| format!(r#"{{"sku":"SKU-{i:04}","qty":{i},"price":{i}.5}}"#))
+        .collect();
     let payload = format!(
         r#"{{"id":"a418d672-9781-4d97-b517-a56f7d95ad8a","mobile":"+15551234567","status":"read","read_at":"2021-06-18T14:48:06.886358Z","from":"15550001111","to":"15552223333","items":[{}],"note":"{}"}}"#,
         items.join(","),
@@ -82,7 +90,12 @@ fn main() {
 fn report(what: &str, samples: &mut [Duration]) {
     samples.sort();
     let p = |q: f64| samples[((samples.len() as f64 - 1.0) * q) as usize].as_secs_f64() * 1e6;
-    println!("{what}: n={} p50={:.1} µs p99={:.1} µs", samples.len(), p(0.5), p(0.99));
+    println!(
+        "{what}: n={} p50={:.1} µs p99={:.1} µs",
+        samples.len(),
+        p(0.5),
+        p(0.99)
+    );
 }
 
 fn ms(d: Duration) -> f64 {

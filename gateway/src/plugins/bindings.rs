@@ -12,4 +12,3 @@ wasmtime::component::bindgen!({
     path: "../plugin-sdk/wit",
     world: "plugin",
 });
-

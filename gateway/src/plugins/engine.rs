@@ -72,7 +72,9 @@ impl LoadedPlugin {
 
 impl std::fmt::Debug for LoadedPlugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoadedPlugin").field("sha256", &self.sha256).finish_non_exhaustive()
+        f.debug_struct("LoadedPlugin")
+            .field("sha256", &self.sha256)
+            .finish_non_exhaustive()
     }
 }
 
@@ -105,24 +107,40 @@ impl Cache {
 
     fn insert(&mut self, plugin: Arc<LoadedPlugin>) {
         self.clock += 1;
-        while self.entries.len() >= self.capacity.max(1) && !self.entries.contains_key(&plugin.sha256) {
-            let oldest = self.entries.iter().min_by_key(|(_, (_, used))| *used).map(|(k, _)| k.clone());
+        while self.entries.len() >= self.capacity.max(1)
+            && !self.entries.contains_key(&plugin.sha256)
+        {
+            let oldest = self
+                .entries
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(k, _)| k.clone());
             match oldest {
                 Some(k) => self.entries.remove(&k),
                 None => break,
             };
         }
-        self.entries.insert(plugin.sha256.clone(), (plugin, self.clock));
+        self.entries
+            .insert(plugin.sha256.clone(), (plugin, self.clock));
     }
 }
 
 impl PluginEngine {
     /// Configures the engine for `limits` and starts the epoch ticker thread.
     pub fn new(limits: PluginLimits) -> Result<Self, anyhow::Error> {
-        anyhow::ensure!(limits.memory_bytes >= 64 << 10, "plugins.memory_bytes must be at least 64 KiB");
-        anyhow::ensure!(limits.pool_instances >= 1, "plugins.pool_instances must be at least 1");
+        anyhow::ensure!(
+            limits.memory_bytes >= 64 << 10,
+            "plugins.memory_bytes must be at least 64 KiB"
+        );
+        anyhow::ensure!(
+            limits.pool_instances >= 1,
+            "plugins.pool_instances must be at least 1"
+        );
         anyhow::ensure!(limits.fuel >= 1, "plugins.fuel must be at least 1");
-        anyhow::ensure!(!limits.timeout.is_zero(), "plugins.timeout_ms must be at least 1");
+        anyhow::ensure!(
+            !limits.timeout.is_zero(),
+            "plugins.timeout_ms must be at least 1"
+        );
 
         let n = limits.pool_instances;
         let mut pool = PoolingAllocationConfig::new();
@@ -146,7 +164,9 @@ impl PluginEngine {
         // No host functions on purpose. The only import a plugin may have is
         // the type-only `types` interface, satisfied by an empty instance.
         let mut linker = Linker::new(&engine);
-        linker.instance(TYPES_INTERFACE).map_err(anyhow::Error::from)?;
+        linker
+            .instance(TYPES_INTERFACE)
+            .map_err(anyhow::Error::from)?;
         let artifact_key = compute_artifact_key(&engine);
 
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
@@ -167,7 +187,11 @@ impl PluginEngine {
                 linker,
                 limits,
                 artifact_key,
-                cache: Mutex::new(Cache { entries: HashMap::new(), clock: 0, capacity }),
+                cache: Mutex::new(Cache {
+                    entries: HashMap::new(),
+                    clock: 0,
+                    capacity,
+                }),
                 _ticker_stop: stop_tx,
             }),
         })
@@ -218,7 +242,11 @@ impl PluginEngine {
     }
 
     /// Pre-instantiates `component` and caches it under `sha256`.
-    fn install(&self, sha256: String, component: Component) -> Result<Arc<LoadedPlugin>, UploadError> {
+    fn install(
+        &self,
+        sha256: String,
+        component: Component,
+    ) -> Result<Arc<LoadedPlugin>, UploadError> {
         let plugin = Arc::new(self.pre_instantiate(sha256, component)?);
         self.cache_insert(plugin.clone());
         Ok(plugin)
@@ -226,14 +254,23 @@ impl PluginEngine {
 
     /// Pre-instantiates `component`, checking that it needs no imports and
     /// that its exports have the world's types.
-    pub(super) fn pre_instantiate(&self, sha256: String, component: Component) -> Result<LoadedPlugin, UploadError> {
+    pub(super) fn pre_instantiate(
+        &self,
+        sha256: String,
+        component: Component,
+    ) -> Result<LoadedPlugin, UploadError> {
         let instance_pre = self
             .inner
             .linker
             .instantiate_pre(&component)
             .map_err(|e| UploadError::ForbiddenImport(format!("{e:#}")))?;
-        let pre = PluginPre::new(instance_pre).map_err(|e| UploadError::WrongWorld(format!("{e:#}")))?;
-        Ok(LoadedPlugin { sha256, component, pre })
+        let pre =
+            PluginPre::new(instance_pre).map_err(|e| UploadError::WrongWorld(format!("{e:#}")))?;
+        Ok(LoadedPlugin {
+            sha256,
+            component,
+            pre,
+        })
     }
 
     pub(super) fn cache_insert(&self, plugin: Arc<LoadedPlugin>) {
@@ -242,7 +279,10 @@ impl PluginEngine {
 
     fn lock_cache(&self) -> std::sync::MutexGuard<'_, Cache> {
         // A panic while holding this lock cannot leave the map inconsistent.
-        self.inner.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

@@ -54,7 +54,12 @@ struct Limiter {
 const MAX_TABLE_ELEMENTS: usize = 100_000;
 
 impl ResourceLimiter for Limiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.memory_bytes {
             self.memory_refused = true;
             return Ok(false);
@@ -62,7 +67,12 @@ impl ResourceLimiter for Limiter {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= MAX_TABLE_ELEMENTS)
     }
 
@@ -82,7 +92,11 @@ impl ResourceLimiter for Limiter {
 impl PluginEngine {
     /// Calls the plugin's `validate-config` with an endpoint's config (JSON
     /// text). `Err(Rejected(msg))` carries the plugin's message for the tenant.
-    pub fn validate_config(&self, plugin: &LoadedPlugin, config_json: &str) -> Result<(), PluginCallError> {
+    pub fn validate_config(
+        &self,
+        plugin: &LoadedPlugin,
+        config_json: &str,
+    ) -> Result<(), PluginCallError> {
         let (mut store, instance) = self.instantiate(plugin)?;
         let result = instance.call_validate_config(&mut store, config_json);
         match result {
@@ -113,7 +127,10 @@ impl PluginEngine {
         let wit_request = to_wit(request);
         let (mut store, instance) = self.instantiate(plugin)?;
         let result = instance.call_transform(&mut store, &wit_event, &wit_request, config_json);
-        let fuel_used = self.limits().fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+        let fuel_used = self
+            .limits()
+            .fuel
+            .saturating_sub(store.get_fuel().unwrap_or(0));
         let action = match result {
             Ok(Ok(bindings::Action::Deliver(r))) => PluginAction::Deliver(from_wit(r)),
             Ok(Ok(bindings::Action::Drop(reason))) => PluginAction::Drop(truncate(reason)),
@@ -122,16 +139,27 @@ impl PluginEngine {
         };
         drop(store); // return the instance slot before the checks
         if let PluginAction::Deliver(r) = &action {
-            check_request(r, self.limits().max_output_bytes).map_err(PluginCallError::InvalidOutput)?;
+            check_request(r, self.limits().max_output_bytes)
+                .map_err(PluginCallError::InvalidOutput)?;
         }
-        Ok(Invocation { action, fuel_used, duration: started.elapsed() })
+        Ok(Invocation {
+            action,
+            fuel_used,
+            duration: started.elapsed(),
+        })
     }
 
     /// A fresh store with every limit set, and an instance in it.
-    fn instantiate(&self, plugin: &LoadedPlugin) -> Result<(Store<HostState>, Plugin), PluginCallError> {
+    fn instantiate(
+        &self,
+        plugin: &LoadedPlugin,
+    ) -> Result<(Store<HostState>, Plugin), PluginCallError> {
         let limits = self.limits();
         let state = HostState {
-            limiter: Limiter { memory_bytes: limits.memory_bytes, memory_refused: false },
+            limiter: Limiter {
+                memory_bytes: limits.memory_bytes,
+                memory_refused: false,
+            },
         };
         let mut store = Store::new(self.engine(), state);
         store.limiter(|s| &mut s.limiter);
@@ -150,7 +178,10 @@ impl PluginEngine {
 }
 
 /// Instantiates `plugin` once without calling it (the upload check).
-pub(super) fn instantiate_only(engine: &PluginEngine, plugin: &LoadedPlugin) -> Result<(), PluginCallError> {
+pub(super) fn instantiate_only(
+    engine: &PluginEngine,
+    plugin: &LoadedPlugin,
+) -> Result<(), PluginCallError> {
     engine.instantiate(plugin).map(|_| ())
 }
 
@@ -184,7 +215,12 @@ fn to_wit(r: &PluginRequest) -> bindings::Request {
 }
 
 fn from_wit(r: bindings::Request) -> PluginRequest {
-    PluginRequest { method: r.method, url: r.url, headers: r.headers, body: r.body }
+    PluginRequest {
+        method: r.method,
+        url: r.url,
+        headers: r.headers,
+        body: r.body,
+    }
 }
 
 /// Cuts `msg` to [`MAX_MESSAGE_BYTES`] on a character boundary.
@@ -204,17 +240,30 @@ fn truncate(mut msg: String) -> String {
 pub fn check_request(r: &PluginRequest, max_output_bytes: usize) -> Result<(), String> {
     let size = r.method.len()
         + r.url.len()
-        + r.headers.iter().map(|(n, v)| n.len() + v.len()).sum::<usize>()
+        + r.headers
+            .iter()
+            .map(|(n, v)| n.len() + v.len())
+            .sum::<usize>()
         + r.body.len();
     if size > max_output_bytes {
-        return Err(format!("output is {size} bytes; the limit is {max_output_bytes} bytes"));
+        return Err(format!(
+            "output is {size} bytes; the limit is {max_output_bytes} bytes"
+        ));
     }
     if !METHODS.contains(&r.method.as_str()) {
-        return Err(format!("method {:?} is not one of {}", r.method, METHODS.join(", ")));
+        return Err(format!(
+            "method {:?} is not one of {}",
+            r.method,
+            METHODS.join(", ")
+        ));
     }
-    let url = url::Url::parse(&r.url).map_err(|e| format!("url {:?} is not an absolute url: {e}", r.url))?;
+    let url = url::Url::parse(&r.url)
+        .map_err(|e| format!("url {:?} is not an absolute url: {e}", r.url))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("url scheme {:?} is not http or https", url.scheme()));
+        return Err(format!(
+            "url scheme {:?} is not http or https",
+            url.scheme()
+        ));
     }
     if url.host().is_none() {
         return Err(format!("url {:?} has no host", r.url));
@@ -227,8 +276,13 @@ pub fn check_request(r: &PluginRequest, max_output_bytes: usize) -> Result<(), S
         if FORBIDDEN_HEADERS.contains(&lower.as_str()) || lower.starts_with("proxy-") {
             return Err(format!("header {name:?} may not be set by a plugin"));
         }
-        if let Some(b) = value.bytes().find(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
-            return Err(format!("header {name:?} has a control character (0x{b:02x}) in its value"));
+        if let Some(b) = value
+            .bytes()
+            .find(|&b| (b < 0x20 && b != b'\t') || b == 0x7f)
+        {
+            return Err(format!(
+                "header {name:?} has a control character (0x{b:02x}) in its value"
+            ));
         }
     }
     Ok(())

@@ -13,7 +13,10 @@ use super::testing::{build_component, build_raw, guest_dir};
 use super::*;
 
 fn test_limits() -> PluginLimits {
-    PluginLimits { pool_instances: 8, ..PluginLimits::default() }
+    PluginLimits {
+        pool_instances: 8,
+        ..PluginLimits::default()
+    }
 }
 
 fn engine() -> &'static PluginEngine {
@@ -27,7 +30,9 @@ fn hostile_component() -> Vec<u8> {
 
 fn hostile() -> Arc<LoadedPlugin> {
     static PLUGIN: OnceLock<Arc<LoadedPlugin>> = OnceLock::new();
-    PLUGIN.get_or_init(|| engine().prepare_and_load(&hostile_component()).unwrap().1).clone()
+    PLUGIN
+        .get_or_init(|| engine().prepare_and_load(&hostile_component()).unwrap().1)
+        .clone()
 }
 
 fn event(payload: &str) -> PluginEvent {
@@ -50,7 +55,11 @@ fn request() -> PluginRequest {
     }
 }
 
-fn run(engine: &PluginEngine, plugin: &LoadedPlugin, config: &str) -> Result<Invocation, PluginCallError> {
+fn run(
+    engine: &PluginEngine,
+    plugin: &LoadedPlugin,
+    config: &str,
+) -> Result<Invocation, PluginCallError> {
     engine.invoke(plugin, &event(r#"{"drop":false}"#), &request(), config)
 }
 
@@ -81,8 +90,13 @@ fn echo_and_drop_if() {
     assert!(out.fuel_used > 0);
 
     let e = event(r#"{"drop":true}"#);
-    let out = engine().invoke(&plugin, &e, &request(), r#"{"mode":"drop_if"}"#).unwrap();
-    assert_eq!(out.action, PluginAction::Drop("payload.drop is true".into()));
+    let out = engine()
+        .invoke(&plugin, &e, &request(), r#"{"mode":"drop_if"}"#)
+        .unwrap();
+    assert_eq!(
+        out.action,
+        PluginAction::Drop("payload.drop is true".into())
+    );
     let out = run(engine(), &plugin, r#"{"mode":"drop_if"}"#).unwrap();
     assert!(matches!(out.action, PluginAction::Deliver(_)));
 }
@@ -96,9 +110,16 @@ fn plugin_error_is_rejected_with_its_message() {
 #[test]
 fn validate_config_passes_the_plugin_verdict() {
     let plugin = hostile();
-    engine().validate_config(&plugin, r#"{"mode":"echo"}"#).unwrap();
-    let err = engine().validate_config(&plugin, r#"{"mode":"nope"}"#).unwrap_err();
-    assert_eq!(err, PluginCallError::Rejected("mode: unknown mode `nope`".into()));
+    engine()
+        .validate_config(&plugin, r#"{"mode":"echo"}"#)
+        .unwrap();
+    let err = engine()
+        .validate_config(&plugin, r#"{"mode":"nope"}"#)
+        .unwrap_err();
+    assert_eq!(
+        err,
+        PluginCallError::Rejected("mode: unknown mode `nope`".into())
+    );
 }
 
 /// A fresh engine and the hostile plugin loaded in it.
@@ -111,7 +132,11 @@ fn engine_with(limits: PluginLimits) -> (PluginEngine, Arc<LoadedPlugin>) {
 #[test]
 fn infinite_loop_times_out() {
     // Fuel out of the way, so the wall clock is the limit that ends it.
-    let limits = PluginLimits { fuel: u64::MAX / 4, timeout: Duration::from_millis(50), ..test_limits() };
+    let limits = PluginLimits {
+        fuel: u64::MAX / 4,
+        timeout: Duration::from_millis(50),
+        ..test_limits()
+    };
     let (engine, plugin) = engine_with(limits);
     let err = run(&engine, &plugin, r#"{"mode":"loop"}"#).unwrap_err();
     assert_eq!(err, PluginCallError::Timeout);
@@ -120,7 +145,11 @@ fn infinite_loop_times_out() {
 
 #[test]
 fn infinite_loop_runs_out_of_fuel_when_fuel_is_the_tighter_limit() {
-    let limits = PluginLimits { fuel: 20_000_000, timeout: Duration::from_secs(30), ..test_limits() };
+    let limits = PluginLimits {
+        fuel: 20_000_000,
+        timeout: Duration::from_secs(30),
+        ..test_limits()
+    };
     let (engine, plugin) = engine_with(limits);
     let err = run(&engine, &plugin, r#"{"mode":"loop"}"#).unwrap_err();
     assert_eq!(err, PluginCallError::OutOfFuel);
@@ -130,7 +159,10 @@ fn infinite_loop_runs_out_of_fuel_when_fuel_is_the_tighter_limit() {
 #[test]
 fn infinite_loop_ends_under_default_limits() {
     let err = expect_err_any(r#"{"mode":"loop"}"#);
-    assert!(matches!(err, PluginCallError::Timeout | PluginCallError::OutOfFuel), "{err}");
+    assert!(
+        matches!(err, PluginCallError::Timeout | PluginCallError::OutOfFuel),
+        "{err}"
+    );
 }
 
 #[test]
@@ -155,7 +187,12 @@ fn big_output_is_refused() {
     let err = expect_err(r#"{"mode":"big_output"}"#, "plugin_invalid_output");
     assert!(err.to_string().contains("limit"), "{err}");
     // Under the limit it is fine.
-    let out = run(engine(), &hostile(), r#"{"mode":"big_output","bytes":1000}"#).unwrap();
+    let out = run(
+        engine(),
+        &hostile(),
+        r#"{"mode":"big_output","bytes":1000}"#,
+    )
+    .unwrap();
     assert!(matches!(out.action, PluginAction::Deliver(r) if r.body.len() == 1000));
 }
 
@@ -169,8 +206,14 @@ fn header_injection_is_refused() {
 fn forbidden_headers_methods_and_urls_are_refused() {
     for (config, needle) in [
         (r#"{"mode":"set","header":["Host","evil.example"]}"#, "Host"),
-        (r#"{"mode":"set","header":["Transfer-Encoding","chunked"]}"#, "Transfer-Encoding"),
-        (r#"{"mode":"set","header":["Proxy-Authorization","x"]}"#, "Proxy-Authorization"),
+        (
+            r#"{"mode":"set","header":["Transfer-Encoding","chunked"]}"#,
+            "Transfer-Encoding",
+        ),
+        (
+            r#"{"mode":"set","header":["Proxy-Authorization","x"]}"#,
+            "Proxy-Authorization",
+        ),
         (r#"{"mode":"set","header":["bad name","x"]}"#, "bad name"),
         (r#"{"mode":"set","header":["x-nul","a\u0000b"]}"#, "x-nul"),
         (r#"{"mode":"set","method":"TRACE"}"#, "TRACE"),
@@ -181,7 +224,12 @@ fn forbidden_headers_methods_and_urls_are_refused() {
         assert!(err.to_string().contains(needle), "{config}: {err}");
     }
     // Ordinary custom headers pass.
-    let out = run(engine(), &hostile(), r#"{"mode":"set","header":["X-Custom","v\tw"]}"#).unwrap();
+    let out = run(
+        engine(),
+        &hostile(),
+        r#"{"mode":"set","header":["X-Custom","v\tw"]}"#,
+    )
+    .unwrap();
     assert!(matches!(out.action, PluginAction::Deliver(r) if r.headers.len() == 2));
 }
 
@@ -204,7 +252,9 @@ fn core_module_with_embedded_world_is_componentized() {
 fn garbage_is_not_wasm() {
     let err = engine().prepare(b"definitely not wasm").unwrap_err();
     assert!(matches!(err, UploadError::NotWasm(_)), "{err}");
-    let err = engine().prepare(b"\0asm\x01\0\0\0\x01\xff\xff").unwrap_err();
+    let err = engine()
+        .prepare(b"\0asm\x01\0\0\0\x01\xff\xff")
+        .unwrap_err();
     assert!(matches!(err, UploadError::NotWasm(_)), "{err}");
 }
 
@@ -218,21 +268,29 @@ fn core_module_without_world_is_wrong_world() {
 fn core_module_importing_wasi_is_forbidden() {
     // (module (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32))))
     let mut m = b"\0asm\x01\0\0\0".to_vec();
-    m.extend_from_slice(&[0x01, 0x09, 0x01, 0x60, 0x04, 0x7f, 0x7f, 0x7f, 0x7f, 0x01, 0x7f]);
+    m.extend_from_slice(&[
+        0x01, 0x09, 0x01, 0x60, 0x04, 0x7f, 0x7f, 0x7f, 0x7f, 0x01, 0x7f,
+    ]);
     m.extend_from_slice(&[0x02, 0x23, 0x01, 0x16]);
     m.extend_from_slice(b"wasi_snapshot_preview1");
     m.push(0x08);
     m.extend_from_slice(b"fd_write");
     m.extend_from_slice(&[0x00, 0x00]);
     let err = engine().prepare(&m).unwrap_err();
-    assert!(matches!(&err, UploadError::ForbiddenImport(s) if s.contains("fd_write")), "{err}");
+    assert!(
+        matches!(&err, UploadError::ForbiddenImport(s) if s.contains("fd_write")),
+        "{err}"
+    );
 }
 
 #[test]
 fn component_of_another_world_is_refused() {
     let other = build_component(&guest_dir("other-world")).unwrap();
     let err = engine().prepare(&other).unwrap_err();
-    assert!(matches!(&err, UploadError::WrongWorld(s) if s.contains("hello")), "{err}");
+    assert!(
+        matches!(&err, UploadError::WrongWorld(s) if s.contains("hello")),
+        "{err}"
+    );
 }
 
 #[test]
@@ -240,16 +298,25 @@ fn wasip2_component_is_refused_naming_the_import() {
     let wasi = build_raw(&guest_dir("hostile"), "wasm32-wasip2").unwrap();
     assert!(wasmparser::Parser::is_component(&wasi));
     let err = engine().prepare(&wasi).unwrap_err();
-    assert!(matches!(&err, UploadError::ForbiddenImport(s) if s.contains("wasi:")), "{err}");
+    assert!(
+        matches!(&err, UploadError::ForbiddenImport(s) if s.contains("wasi:")),
+        "{err}"
+    );
     assert!(err.to_string().contains("wasm32-unknown-unknown"), "{err}");
 }
 
 #[test]
 fn too_large_upload_is_refused() {
-    let limits = PluginLimits { max_upload_bytes: 1000, ..test_limits() };
+    let limits = PluginLimits {
+        max_upload_bytes: 1000,
+        ..test_limits()
+    };
     let engine = PluginEngine::new(limits).unwrap();
     let err = engine.prepare(&hostile_component()).unwrap_err();
-    assert!(matches!(err, UploadError::TooLarge { limit: 1000, .. }), "{err}");
+    assert!(
+        matches!(err, UploadError::TooLarge { limit: 1000, .. }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -270,17 +337,28 @@ fn artifact_round_trips_through_a_new_engine() {
 #[test]
 fn artifact_key_tracks_engine_settings() {
     let a = PluginEngine::new(test_limits()).unwrap();
-    let b = PluginEngine::new(PluginLimits { memory_bytes: 64 << 20, ..test_limits() }).unwrap();
+    let b = PluginEngine::new(PluginLimits {
+        memory_bytes: 64 << 20,
+        ..test_limits()
+    })
+    .unwrap();
     assert!(a.artifact_key().starts_with("wasmtime48-"));
     // Memory size is a pool setting, not a codegen one; keys may match or not,
     // but the same settings must always give the same key.
-    assert_eq!(a.artifact_key(), PluginEngine::new(test_limits()).unwrap().artifact_key());
+    assert_eq!(
+        a.artifact_key(),
+        PluginEngine::new(test_limits()).unwrap().artifact_key()
+    );
     drop(b);
 }
 
 #[test]
 fn cache_is_bounded() {
-    let engine = PluginEngine::new(PluginLimits { cache_entries: 1, ..test_limits() }).unwrap();
+    let engine = PluginEngine::new(PluginLimits {
+        cache_entries: 1,
+        ..test_limits()
+    })
+    .unwrap();
     let prepared = engine.prepare(&hostile_component()).unwrap();
     assert!(engine.loaded(&prepared.sha256).is_some());
     engine.load("second", &prepared.artifact).unwrap();
@@ -303,7 +381,9 @@ fn toml_like(json: &str) -> PluginLimits {
 #[test]
 fn builtins_prepare_and_run() {
     for b in builtin::all() {
-        let (_, plugin) = engine().prepare_and_load(b.component).unwrap_or_else(|e| panic!("{}: {e}", b.name));
+        let (_, plugin) = engine()
+            .prepare_and_load(b.component)
+            .unwrap_or_else(|e| panic!("{}: {e}", b.name));
         // Any outcome but a trap or a limit is fine for an arbitrary config.
         match engine().invoke(&plugin, &event(r#"{"text":"hi"}"#), &request(), "{}") {
             Ok(_) | Err(PluginCallError::Rejected(_)) | Err(PluginCallError::InvalidOutput(_)) => {}
@@ -311,4 +391,3 @@ fn builtins_prepare_and_run() {
         }
     }
 }
-

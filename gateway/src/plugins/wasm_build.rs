@@ -23,7 +23,11 @@ pub const PLUGIN_TARGET: &str = "wasm32-unknown-unknown";
 /// Runs `cargo build --release --target <target>` for the crate in `crate_dir`
 /// with `target_dir` as its target directory, and returns the path of the
 /// built `.wasm` (the crate must be a `cdylib`).
-pub fn cargo_build_wasm(crate_dir: &Path, target: &str, target_dir: &Path) -> Result<PathBuf, String> {
+pub fn cargo_build_wasm(
+    crate_dir: &Path,
+    target: &str,
+    target_dir: &Path,
+) -> Result<PathBuf, String> {
     // Canonical, so cargo finds the crate's real workspace through symlinks.
     let manifest = crate_dir.join("Cargo.toml");
     let manifest = manifest.canonicalize().unwrap_or(manifest);
@@ -66,7 +70,9 @@ pub fn cargo_build_wasm(crate_dir: &Path, target: &str, target_dir: &Path) -> Re
         .map_err(|e| format!("cannot run cargo for {}: {e}", crate_dir.display()))?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let hint = if stderr.contains("may not be installed") || stderr.contains("can't find crate for `core`") {
+        let hint = if stderr.contains("may not be installed")
+            || stderr.contains("can't find crate for `core`")
+        {
             format!("\nhint: rustup target add {target}")
         } else {
             String::new()
@@ -84,7 +90,10 @@ pub fn cargo_build_wasm(crate_dir: &Path, target: &str, target_dir: &Path) -> Re
     if wasm.is_file() {
         Ok(wasm)
     } else {
-        Err(format!("cargo succeeded but {} is missing (is the crate a cdylib?)", wasm.display()))
+        Err(format!(
+            "cargo succeeded but {} is missing (is the crate a cdylib?)",
+            wasm.display()
+        ))
     }
 }
 
@@ -115,13 +124,17 @@ pub fn target_installed(target: &str) -> bool {
         return true; // cannot tell: let cargo report the problem
     };
     let sysroot = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    Path::new(&sysroot).join("lib/rustlib").join(target).is_dir()
+    Path::new(&sysroot)
+        .join("lib/rustlib")
+        .join(target)
+        .is_dir()
 }
 
 /// Reads `package.name` from a manifest without a TOML parser (the first
 /// `name = "..."` line after `[package]`).
 fn package_name(manifest: &Path) -> Result<String, String> {
-    let text = std::fs::read_to_string(manifest).map_err(|e| format!("cannot read {}: {e}", manifest.display()))?;
+    let text = std::fs::read_to_string(manifest)
+        .map_err(|e| format!("cannot read {}: {e}", manifest.display()))?;
     let mut in_package = false;
     for line in text.lines() {
         let line = line.trim();

@@ -26,8 +26,17 @@ wit_bindgen::generate!({
 use serde_json::Value;
 
 const MODES: &[&str] = &[
-    "echo", "drop_if", "error", "loop", "grow", "recurse", "trap", "big_output",
-    "crlf_header", "private_url", "set",
+    "echo",
+    "drop_if",
+    "error",
+    "loop",
+    "grow",
+    "recurse",
+    "trap",
+    "big_output",
+    "crlf_header",
+    "private_url",
+    "set",
 ];
 
 struct Hostile;
@@ -62,7 +71,8 @@ impl Guest for Hostile {
         match cfg["mode"].as_str().unwrap_or_default() {
             "echo" => Ok(Action::Deliver(request)),
             "drop_if" => {
-                let payload: Value = serde_json::from_str(&event.payload).map_err(|e| e.to_string())?;
+                let payload: Value =
+                    serde_json::from_str(&event.payload).map_err(|e| e.to_string())?;
                 if payload.get("drop") == Some(&Value::Bool(true)) {
                     Ok(Action::Drop("payload.drop is true".to_string()))
                 } else {
@@ -94,7 +104,9 @@ impl Guest for Hostile {
                 Ok(Action::Deliver(request))
             }
             "crlf_header" => {
-                request.headers.push(("x-evil".to_string(), "a\r\nInjected: yes".to_string()));
+                request
+                    .headers
+                    .push(("x-evil".to_string(), "a\r\nInjected: yes".to_string()));
                 Ok(Action::Deliver(request))
             }
             "private_url" => {
@@ -108,7 +120,11 @@ impl Guest for Hostile {
                 if let Some(u) = cfg.get("url").and_then(Value::as_str) {
                     request.url = u.to_string();
                 }
-                if let Some([n, v]) = cfg.get("header").and_then(Value::as_array).map(Vec::as_slice) {
+                if let Some([n, v]) = cfg
+                    .get("header")
+                    .and_then(Value::as_array)
+                    .map(Vec::as_slice)
+                {
                     request.headers.push((
                         n.as_str().unwrap_or_default().to_string(),
                         v.as_str().unwrap_or_default().to_string(),
