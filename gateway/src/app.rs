@@ -25,12 +25,30 @@ use crate::store::{Keys, Store};
 
 /// Runs the gateway until `shutdown` is cancelled. `listener` serves the API
 /// (required when `config.api_enabled`). `config.admin_token` must be set.
-pub async fn run(config: Config, listener: Option<TcpListener>, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let admin_token = config.admin_token.clone().context("admin_token must be set before run")?;
+pub async fn run(
+    config: Config,
+    listener: Option<TcpListener>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let admin_token = config
+        .admin_token
+        .clone()
+        .context("admin_token must be set before run")?;
     let keys = Keys::new(&config.redis_prefix, config.shards);
-    let store = Store::connect(&config.redis_url, keys.clone(), config.retention_days).context("redis_url")?;
-    let consumer = format!("{}-{}", std::process::id(), crate::ids::new_id(crate::ids::IdKind::Message));
-    let queue = Queue::new(store.conn(), keys, consumer, config.lease_ms, store.retention_secs());
+    let store = Store::connect(&config.redis_url, keys.clone(), config.retention_days)
+        .context("redis_url")?;
+    let consumer = format!(
+        "{}-{}",
+        std::process::id(),
+        crate::ids::new_id(crate::ids::IdKind::Message)
+    );
+    let queue = Queue::new(
+        store.conn(),
+        keys,
+        consumer,
+        config.lease_ms,
+        store.retention_secs(),
+    );
     if let Err(e) = queue.ensure_groups().await {
         warn!(error = %e, "redis is not reachable yet; the gateway will keep trying");
     }
@@ -38,7 +56,10 @@ pub async fn run(config: Config, listener: Option<TcpListener>, shutdown: Cancel
     let plugins = PluginDirectory::new(engine, store.clone());
     let addresses = Arc::new(AddressPolicy::new(config.allowed_networks.clone()));
     let client = DeliveryClient::new(addresses.clone()).context("http client")?;
-    let delivery = DeliveryContext { client, plugins: plugins.clone() };
+    let delivery = DeliveryContext {
+        client,
+        plugins: plugins.clone(),
+    };
 
     let mut tasks = tokio::task::JoinSet::new();
     if config.workers_enabled {
@@ -49,7 +70,11 @@ pub async fn run(config: Config, listener: Option<TcpListener>, shutdown: Cancel
         };
         let worker = Worker::new(store.clone(), queue.clone(), delivery.clone(), settings);
         tasks.spawn(worker.run(shutdown.clone()));
-        info!(concurrency = config.worker_concurrency, shards = config.shards, "workers started");
+        info!(
+            concurrency = config.worker_concurrency,
+            shards = config.shards,
+            "workers started"
+        );
     }
     if config.api_enabled {
         let listener = listener.context("api_enabled needs a listener")?;
@@ -68,7 +93,9 @@ pub async fn run(config: Config, listener: Option<TcpListener>, shutdown: Cancel
         let app = api::router(state);
         let stop = shutdown.clone();
         tasks.spawn(async move {
-            let served = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await;
             if let Err(e) = served {
                 warn!(error = %e, "api server stopped with an error");
             }

@@ -28,7 +28,9 @@ pub async fn main() -> anyhow::Result<()> {
     if config.admin_token.is_none() {
         let token = crate::store::tenants::generate_admin_token();
         // Printed once, on stdout only, never through the log.
-        println!("GATEWAY_ADMIN_TOKEN={token}  (generated; set GATEWAY_ADMIN_TOKEN to choose your own)");
+        println!(
+            "GATEWAY_ADMIN_TOKEN={token}  (generated; set GATEWAY_ADMIN_TOKEN to choose your own)"
+        );
         config.admin_token = Some(token);
     }
     let listener = if config.api_enabled {
@@ -46,7 +48,9 @@ pub async fn main() -> anyhow::Result<()> {
 
 fn init_tracing(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),

@@ -180,7 +180,9 @@ fn networks<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<IpNet>, D:
         .map(|s| {
             s.parse::<IpNet>()
                 .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
-                .map_err(|_| serde::de::Error::custom(format!("allowed_networks: `{s}` is not a CIDR")))
+                .map_err(|_| {
+                    serde::de::Error::custom(format!("allowed_networks: `{s}` is not a CIDR"))
+                })
         })
         .collect()
 }
@@ -191,7 +193,10 @@ mod tests {
 
     #[test]
     fn defaults_are_valid() {
-        Config::default().validate().map_err(|e| e.to_string()).unwrap_or_else(|e| panic!("{e}"));
+        Config::default()
+            .validate()
+            .map_err(|e| e.to_string())
+            .unwrap_or_else(|e| panic!("{e}"));
     }
 
     #[test]

@@ -54,7 +54,11 @@ pub fn lower_bound(kind: IdKind, at: SystemTime) -> String {
 
 /// The largest id of `kind` created at or before `at`.
 pub fn upper_bound(kind: IdKind, at: SystemTime) -> String {
-    format!("{}{}", kind.prefix(), Ulid::from_parts(millis(at), u128::MAX))
+    format!(
+        "{}{}",
+        kind.prefix(),
+        Ulid::from_parts(millis(at), u128::MAX)
+    )
 }
 
 fn millis(at: SystemTime) -> u64 {

@@ -18,7 +18,10 @@ pub fn type_matches(pattern: &str, event_type: &str) -> bool {
 /// True when `endpoint` subscribes to an event of `event_type` on `channel`.
 pub fn endpoint_matches(endpoint: &Endpoint, event_type: &str, channel: Option<&str>) -> bool {
     let type_ok = endpoint.event_types.is_empty()
-        || endpoint.event_types.iter().any(|p| type_matches(p, event_type));
+        || endpoint
+            .event_types
+            .iter()
+            .any(|p| type_matches(p, event_type));
     let channel_ok = match channel {
         None => true,
         Some(c) => endpoint.channels.is_empty() || endpoint.channels.iter().any(|e| e == c),
@@ -91,11 +94,24 @@ mod tests {
 
     #[test]
     fn fan_out_and_explicit_target() {
-        let eps = vec![ep("ep_1", &["Message.*"], &[]), ep("ep_2", &["Contact.created"], &[]), ep("ep_3", &[], &["sms"])];
+        let eps = vec![
+            ep("ep_1", &["Message.*"], &[]),
+            ep("ep_2", &["Contact.created"], &[]),
+            ep("ep_3", &[], &["sms"]),
+        ];
         let ids = |v: Vec<&Endpoint>| v.into_iter().map(|e| e.id.clone()).collect::<Vec<_>>();
-        assert_eq!(ids(select(&eps, "Message.received", Some("whatsapp"), None)), vec!["ep_1"]);
-        assert_eq!(ids(select(&eps, "Message.received", None, None)), vec!["ep_1", "ep_3"]);
-        assert_eq!(ids(select(&eps, "Message.received", None, Some("ep_2"))), vec!["ep_2"]);
+        assert_eq!(
+            ids(select(&eps, "Message.received", Some("whatsapp"), None)),
+            vec!["ep_1"]
+        );
+        assert_eq!(
+            ids(select(&eps, "Message.received", None, None)),
+            vec!["ep_1", "ep_3"]
+        );
+        assert_eq!(
+            ids(select(&eps, "Message.received", None, Some("ep_2"))),
+            vec!["ep_2"]
+        );
         assert!(select(&eps, "Message.received", None, Some("ep_9")).is_empty());
     }
 }

@@ -3,6 +3,9 @@
 //! its own per test, and real receivers on 127.0.0.1 that record what arrives
 //! and check signatures the way a receiver would.
 
+// A harness panics on purpose: a failed expectation is a failed test.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 pub mod process;
 pub mod receiver;
 pub mod signature;
@@ -77,7 +80,14 @@ impl TestGateway {
         let prefix = config.redis_prefix.clone();
         let shutdown = CancellationToken::new();
         let handle = tokio::spawn(gateway::run(config, Some(listener), shutdown.clone()));
-        let gw = Self { base, admin_token, prefix, shutdown, handle: Some(handle), http: client() };
+        let gw = Self {
+            base,
+            admin_token,
+            prefix,
+            shutdown,
+            handle: Some(handle),
+            http: client(),
+        };
         gw.wait_ready().await;
         gw
     }
@@ -116,7 +126,12 @@ impl TestGateway {
 
     /// An unauthenticated client for this gateway.
     pub fn anonymous(&self) -> Api {
-        Api { base: self.base.clone(), key: String::new(), id: String::new(), http: self.http.clone() }
+        Api {
+            base: self.base.clone(),
+            key: String::new(),
+            id: String::new(),
+            http: self.http.clone(),
+        }
     }
 
     /// Stops the gateway (graceful) and removes its Redis keys.
@@ -137,8 +152,12 @@ impl Drop for TestGateway {
 
 /// Deletes every key under `prefix` (hash-tagged ones included).
 pub async fn cleanup(prefix: &str) {
-    let Ok(client) = redis::Client::open(redis_url()) else { return };
-    let Ok(mut conn) = client.get_multiplexed_async_connection().await else { return };
+    let Ok(client) = redis::Client::open(redis_url()) else {
+        return;
+    };
+    let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+        return;
+    };
     for pattern in [format!("{prefix}:*"), format!("{{{prefix}:*")] {
         let mut cursor: u64 = 0;
         loop {
@@ -164,7 +183,11 @@ pub async fn cleanup(prefix: &str) {
 
 /// An HTTP client that never uses a proxy.
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build().expect("client")
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
 }
 
 /// A client for one tenant.
@@ -205,9 +228,18 @@ impl Api {
     }
 
     /// `POST` with raw bytes and headers.
-    pub async fn raw(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> (StatusCode, Value) {
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> (StatusCode, Value) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-        let mut request = self.http.request(method, format!("{}{}", self.base, path)).body(body);
+        let mut request = self
+            .http
+            .request(method, format!("{}{}", self.base, path))
+            .body(body);
         if !self.key.is_empty() {
             request = request.bearer_auth(&self.key);
         }
@@ -221,14 +253,20 @@ impl Api {
     pub async fn endpoint(&self, body: Value) -> (String, String) {
         let (status, created) = self.post("/v1/endpoints", body).await;
         assert_eq!(status, StatusCode::CREATED, "{created}");
-        (created["id"].as_str().expect("id").into(), created["secret"].as_str().expect("secret").into())
+        (
+            created["id"].as_str().expect("id").into(),
+            created["secret"].as_str().expect("secret").into(),
+        )
     }
 
     /// Sends an event; returns its id and delivery count.
     pub async fn event(&self, body: Value) -> (String, u64) {
         let (status, accepted) = self.post("/v1/events", body).await;
         assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
-        (accepted["id"].as_str().expect("id").into(), accepted["deliveries"].as_u64().expect("deliveries"))
+        (
+            accepted["id"].as_str().expect("id").into(),
+            accepted["deliveries"].as_u64().expect("deliveries"),
+        )
     }
 
     /// Waits until `GET /v1/logs/{id}` has `status`, returning the log.
@@ -250,14 +288,24 @@ impl Api {
     pub async fn deliveries_of(&self, event_id: &str) -> Vec<String> {
         let (status, event) = self.get(&format!("/v1/events/{event_id}")).await;
         assert_eq!(status, StatusCode::OK, "{event}");
-        event["deliveries"].as_array().expect("deliveries").iter().map(|v| v.as_str().expect("id").to_string()).collect()
+        event["deliveries"]
+            .as_array()
+            .expect("deliveries")
+            .iter()
+            .map(|v| v.as_str().expect("id").to_string())
+            .collect()
     }
 }
 
 async fn split(response: reqwest::Response) -> (StatusCode, Value) {
     let status = response.status();
     let bytes = response.bytes().await.unwrap_or_default();
-    let value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned())) };
+    let value = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+    };
     (status, value)
 }
 

@@ -15,7 +15,10 @@ pub struct GatewayProcess {
 
 /// A free port on 127.0.0.1 (bound and released).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 impl GatewayProcess {
@@ -26,7 +29,10 @@ impl GatewayProcess {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("GATEWAY_LISTEN", format!("127.0.0.1:{port}"))
-            .env("RUST_LOG", std::env::var("GATEWAY_TEST_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("GATEWAY_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .kill_on_drop(true);
@@ -34,7 +40,10 @@ impl GatewayProcess {
             command.env(name, value);
         }
         let child = command.spawn().expect("spawn gateway");
-        let process = Self { child, base: format!("http://127.0.0.1:{port}") };
+        let process = Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
         let http = crate::client();
         for _ in 0..400 {
             if let Ok(r) = http.get(format!("{}/readyz", process.base)).send().await {

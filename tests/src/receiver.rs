@@ -57,26 +57,39 @@ pub struct Receiver {
 impl Receiver {
     /// Starts a receiver that answers 200.
     pub async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind receiver");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind receiver");
         let addr = listener.local_addr().expect("addr");
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let script = Arc::new(Mutex::new(Script { default: 200, ..Script::default() }));
+        let script = Arc::new(Mutex::new(Script {
+            default: 200,
+            ..Script::default()
+        }));
         let (seen2, script2) = (seen.clone(), script.clone());
-        let app = Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-            let seen = seen2.clone();
-            let script = script2.clone();
-            async move {
-                seen.lock().expect("lock").push(Received { method, uri, headers, body, at: Instant::now() });
-                let (status, delay) = {
-                    let mut s = script.lock().expect("lock");
-                    (s.statuses.pop_front().unwrap_or(s.default), s.delay)
-                };
-                if !delay.is_zero() {
-                    tokio::time::sleep(delay).await;
+        let app = Router::new().fallback(
+            move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+                let seen = seen2.clone();
+                let script = script2.clone();
+                async move {
+                    seen.lock().expect("lock").push(Received {
+                        method,
+                        uri,
+                        headers,
+                        body,
+                        at: Instant::now(),
+                    });
+                    let (status, delay) = {
+                        let mut s = script.lock().expect("lock");
+                        (s.statuses.pop_front().unwrap_or(s.default), s.delay)
+                    };
+                    if !delay.is_zero() {
+                        tokio::time::sleep(delay).await;
+                    }
+                    (StatusCode::from_u16(status).unwrap_or(StatusCode::OK), "ok")
                 }
-                (StatusCode::from_u16(status).unwrap_or(StatusCode::OK), "ok")
-            }
-        });
+            },
+        );
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });

@@ -1,6 +1,8 @@
 //! The API contract: bad input gets its status and stable code, tenants are
 //! isolated, the catalog and OpenAPI document are served, health and readiness.
 
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 use gateway_e2e::{Receiver, TestGateway};
 use serde_json::json;
 
@@ -10,33 +12,71 @@ async fn each_bad_input_gets_its_status_and_code() {
     let api = gw.tenant().await;
     let json_headers = [("content-type", "application/json")];
 
-    let (status, body) = api.raw("POST", "/v1/events", &json_headers, b"{\"type\": ".to_vec()).await;
-    assert_eq!((status.as_u16(), body["error"]["code"].as_str()), (400, Some("malformed_json")), "{body}");
+    let (status, body) = api
+        .raw("POST", "/v1/events", &json_headers, b"{\"type\": ".to_vec())
+        .await;
+    assert_eq!(
+        (status.as_u16(), body["error"]["code"].as_str()),
+        (400, Some("malformed_json")),
+        "{body}"
+    );
 
-    let deep = format!("{{\"type\":\"x\",\"payload\":{}{}}}", "{\"a\":".repeat(300), "1".to_string() + &"}".repeat(300));
-    let (status, body) = api.raw("POST", "/v1/events", &json_headers, deep.into_bytes()).await;
-    assert_eq!((status.as_u16(), body["error"]["code"].as_str()), (400, Some("malformed_json")), "deep nesting: {body}");
+    let deep = format!(
+        "{{\"type\":\"x\",\"payload\":{}{}}}",
+        "{\"a\":".repeat(300),
+        "1".to_string() + &"}".repeat(300)
+    );
+    let (status, body) = api
+        .raw("POST", "/v1/events", &json_headers, deep.into_bytes())
+        .await;
+    assert_eq!(
+        (status.as_u16(), body["error"]["code"].as_str()),
+        (400, Some("malformed_json")),
+        "deep nesting: {body}"
+    );
 
     let cases = [
         (json!({"type": "x", "payload": [1, 2]}), "payload"),
         (json!({"type": "", "payload": {}}), "type"),
         (json!({"payload": {}}), "body"),
-        (json!({"type": "x", "payload": {}, "channel": "has space"}), "channel"),
+        (
+            json!({"type": "x", "payload": {}, "channel": "has space"}),
+            "channel",
+        ),
     ];
     for (event, field) in cases {
         let (status, body) = api.post("/v1/events", event.clone()).await;
         assert_eq!(status, 422, "{event} -> {body}");
         assert_eq!(body["error"]["code"], "validation_error");
-        assert!(body["error"]["field"].as_str().unwrap().contains(field) || body["error"]["message"].as_str().unwrap().contains(field), "{event} -> {body}");
+        assert!(
+            body["error"]["field"].as_str().unwrap().contains(field)
+                || body["error"]["message"].as_str().unwrap().contains(field),
+            "{event} -> {body}"
+        );
     }
     let endpoint_cases = [
         (json!({"url": "not a url"}), "url"),
         (json!({"url": "ftp://example.com"}), "url"),
-        (json!({"url": "https://example.com", "method": "BREW"}), "method"),
-        (json!({"url": "https://example.com", "retry": {"max_attempts": 0}}), "retry.max_attempts"),
-        (json!({"url": "https://example.com", "headers": {"Host": "evil"}}), "headers.Host"),
-        (json!({"url": "http://169.254.169.254/latest/meta-data"}), "url"),
-        (json!({"url": "https://example.com", "plugins": [{"plugin": "no-such-plugin"}]}), "plugins[0].plugin"),
+        (
+            json!({"url": "https://example.com", "method": "BREW"}),
+            "method",
+        ),
+        (
+            json!({"url": "https://example.com", "retry": {"max_attempts": 0}}),
+            "retry.max_attempts",
+        ),
+        (
+            json!({"url": "https://example.com", "headers": {"Host": "evil"}}),
+            "headers.Host",
+        ),
+        (
+            json!({"url": "http://169.254.169.254/latest/meta-data"}),
+            "url",
+        ),
+        (
+            json!({"url": "https://example.com", "plugins": [{"plugin": "no-such-plugin"}]}),
+            "plugins[0].plugin",
+        ),
     ];
     for (endpoint, field) in endpoint_cases {
         let (status, body) = api.post("/v1/endpoints", endpoint.clone()).await;
@@ -46,22 +86,37 @@ async fn each_bad_input_gets_its_status_and_code() {
 
     let big = json!({"type": "x", "payload": {"blob": "a".repeat(70 * 1024)}});
     let (status, body) = api.post("/v1/events", big).await;
-    assert_eq!((status.as_u16(), body["error"]["code"].as_str()), (413, Some("payload_too_large")), "{body}");
+    assert_eq!(
+        (status.as_u16(), body["error"]["code"].as_str()),
+        (413, Some("payload_too_large")),
+        "{body}"
+    );
 
     let anonymous = gw.anonymous();
     let (status, body) = anonymous.get("/v1/endpoints").await;
-    assert_eq!((status.as_u16(), body["error"]["code"].as_str()), (401, Some("unauthorized")));
+    assert_eq!(
+        (status.as_u16(), body["error"]["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
     let mut wrong = api.clone();
     wrong.key = "gwk_0000".into();
-    let (status, _) = wrong.post("/v1/events", json!({"type": "x", "payload": {}})).await;
+    let (status, _) = wrong
+        .post("/v1/events", json!({"type": "x", "payload": {}}))
+        .await;
     assert_eq!(status, 401);
     let (status, _) = api.post("/v1/tenants", json!({})).await;
     assert_eq!(status, 401, "a tenant key is not the admin token");
 
     let (status, body) = api.get("/v1/logs?status=bogus").await;
-    assert_eq!((status.as_u16(), body["error"]["field"].as_str()), (422, Some("status")));
+    assert_eq!(
+        (status.as_u16(), body["error"]["field"].as_str()),
+        (422, Some("status"))
+    );
     let (status, body) = api.get("/v1/nothing-here").await;
-    assert_eq!((status.as_u16(), body["error"]["code"].as_str()), (404, Some("not_found")));
+    assert_eq!(
+        (status.as_u16(), body["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
     gw.stop().await;
 }
 
@@ -72,9 +127,12 @@ async fn tenant_b_cannot_see_or_touch_tenant_a() {
     let b = gw.tenant().await;
     let rx = Receiver::start().await;
     let (endpoint, _) = a.endpoint(json!({"url": rx.url("/")})).await;
-    let (event, _) = a.event(json!({"type": "Message.received", "payload": {"secret": "a's"}})).await;
+    let (event, _) = a
+        .event(json!({"type": "Message.received", "payload": {"secret": "a's"}}))
+        .await;
     let log = a.deliveries_of(&event).await.remove(0);
-    a.wait_log_status(&log, "delivered", std::time::Duration::from_secs(10)).await;
+    a.wait_log_status(&log, "delivered", std::time::Duration::from_secs(10))
+        .await;
 
     for path in [
         format!("/v1/endpoints/{endpoint}"),
@@ -100,9 +158,16 @@ async fn tenant_b_cannot_see_or_touch_tenant_a() {
     let (status, logs) = b.get("/v1/logs").await;
     assert_eq!(logs["data"], json!([]), "{status} {logs}");
     // B's events never reach A's endpoint, even naming it
-    let (status, _) = b.post("/v1/events", json!({"type": "x", "payload": {}, "endpoint_id": endpoint})).await;
+    let (status, _) = b
+        .post(
+            "/v1/events",
+            json!({"type": "x", "payload": {}, "endpoint_id": endpoint}),
+        )
+        .await;
     assert_eq!(status, 422);
-    let (_, n) = b.event(json!({"type": "Message.received", "payload": {}})).await;
+    let (_, n) = b
+        .event(json!({"type": "Message.received", "payload": {}}))
+        .await;
     assert_eq!(n, 0);
     // A still has everything
     let (status, _) = a.get(&format!("/v1/endpoints/{endpoint}")).await;
@@ -123,18 +188,33 @@ async fn endpoints_hide_secrets_and_accept_patches() {
     let (_, all) = api.get("/v1/endpoints").await;
     for body in [&one, &all] {
         let text = body.to_string();
-        assert!(!text.contains(secret) && !text.contains("tok-123"), "secret shown: {text}");
+        assert!(
+            !text.contains(secret) && !text.contains("tok-123"),
+            "secret shown: {text}"
+        );
     }
     let (status, patched) = api
-        .call("PATCH", &format!("/v1/endpoints/{id}"), Some(json!({"event_types": ["Message.*"], "timeout_ms": 1500})))
+        .call(
+            "PATCH",
+            &format!("/v1/endpoints/{id}"),
+            Some(json!({"event_types": ["Message.*"], "timeout_ms": 1500})),
+        )
         .await;
     assert_eq!(status, 200, "{patched}");
     assert_eq!(patched["event_types"], json!(["Message.*"]));
     assert_eq!(patched["url"], "https://example.com/a");
     assert_eq!(patched["method"], "POST");
-    let (status, _) = api.call("PATCH", &format!("/v1/endpoints/{id}"), Some(json!({"timeout_ms": 1}))).await;
+    let (status, _) = api
+        .call(
+            "PATCH",
+            &format!("/v1/endpoints/{id}"),
+            Some(json!({"timeout_ms": 1})),
+        )
+        .await;
     assert_eq!(status, 422);
-    let (status, _) = api.call("DELETE", &format!("/v1/endpoints/{id}"), None).await;
+    let (status, _) = api
+        .call("DELETE", &format!("/v1/endpoints/{id}"), None)
+        .await;
     assert_eq!(status, 204);
     let (status, _) = api.get(&format!("/v1/endpoints/{id}")).await;
     assert_eq!(status, 404);
@@ -147,16 +227,41 @@ async fn catalog_openapi_health_and_event_lookup() {
     let api = gw.tenant().await;
     let (status, types) = api.get("/v1/event-types").await;
     assert_eq!(status, 200);
-    let names: Vec<&str> = types["data"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
-    for name in ["Contact.created", "Conversation.created", "Message.received", "Template.status", "whatsapp:message:status", "whatsapp:message:in", "message_status", "incoming_message"] {
+    let names: Vec<&str> = types["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    for name in [
+        "Contact.created",
+        "Conversation.created",
+        "Message.received",
+        "Template.status",
+        "whatsapp:message:status",
+        "whatsapp:message:in",
+        "message_status",
+        "incoming_message",
+    ] {
         assert!(names.contains(&name), "{name} missing");
     }
-    let (status, _) = api.post("/v1/event-types", json!({"name": "Order.shipped", "description": "An order left the warehouse"})).await;
+    let (status, _) = api
+        .post(
+            "/v1/event-types",
+            json!({"name": "Order.shipped", "description": "An order left the warehouse"}),
+        )
+        .await;
     assert_eq!(status, 201);
     let (_, types) = api.get("/v1/event-types").await;
-    assert!(types["data"].as_array().unwrap().iter().any(|t| t["name"] == "Order.shipped" && t["builtin"] == false));
+    assert!(types["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["name"] == "Order.shipped" && t["builtin"] == false));
 
-    let (id, n) = api.event(json!({"type": "Unknown.kind", "payload": {"k": "v"}, "channel": "sms"})).await;
+    let (id, n) = api
+        .event(json!({"type": "Unknown.kind", "payload": {"k": "v"}, "channel": "sms"}))
+        .await;
     assert_eq!(n, 0, "unknown types are accepted");
     let (status, event) = api.get(&format!("/v1/events/{id}")).await;
     assert_eq!(status, 200);
@@ -168,8 +273,16 @@ async fn catalog_openapi_health_and_event_lookup() {
     let (status, doc) = anonymous.get("/openapi.json").await;
     assert_eq!(status, 200);
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
-    for path in ["/v1/events", "/v1/endpoints/{id}/rotate-secret", "/v1/logs", "/v1/plugins/{name}/simulate"] {
-        assert!(doc["paths"].get(path).is_some(), "{path} missing from OpenAPI");
+    for path in [
+        "/v1/events",
+        "/v1/endpoints/{id}/rotate-secret",
+        "/v1/logs",
+        "/v1/plugins/{name}/simulate",
+    ] {
+        assert!(
+            doc["paths"].get(path).is_some(),
+            "{path} missing from OpenAPI"
+        );
     }
     assert_eq!(anonymous.get("/healthz").await.0, 200);
     assert_eq!(anonymous.get("/readyz").await.0, 200);

@@ -1,5 +1,7 @@
 //! Signed delivery, retries with a stable webhook-id, give-up and manual retry, idempotency.
 
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use gateway_e2e::signature::{verify_hex, verify_standard};
@@ -13,7 +15,9 @@ async fn receivers_verify_standard_and_hex_signatures() {
     let gw = TestGateway::start().await;
     let api = gw.tenant().await;
     let rx = Receiver::start().await;
-    let (_, secret) = api.endpoint(json!({"url": rx.url("/std"), "event_types": ["Message.received"]})).await;
+    let (_, secret) = api
+        .endpoint(json!({"url": rx.url("/std"), "event_types": ["Message.received"]}))
+        .await;
     let (_, hex_secret) = api
         .endpoint(json!({
             "url": rx.url("/hex"),
@@ -23,18 +27,32 @@ async fn receivers_verify_standard_and_hex_signatures() {
         }))
         .await;
     assert!(secret.starts_with("whsec_"));
-    api.event(json!({"type": "Message.received", "payload": {"text": "héllo", "n": [1, 2]}})).await;
-    api.event(json!({"type": "Template.status", "payload": {"status": "APPROVED"}})).await;
+    api.event(json!({"type": "Message.received", "payload": {"text": "héllo", "n": [1, 2]}}))
+        .await;
+    api.event(json!({"type": "Template.status", "payload": {"status": "APPROVED"}}))
+        .await;
     let got = rx.wait_for(2, WAIT).await;
     let std_req = got.iter().find(|r| r.uri.path() == "/std").unwrap();
     let hex_req = got.iter().find(|r| r.uri.path() == "/hex").unwrap();
-    assert!(verify_standard(&secret, std_req), "standard signature does not verify");
-    assert!(!verify_standard(&hex_secret, std_req), "verifies with the wrong secret");
+    assert!(
+        verify_standard(&secret, std_req),
+        "standard signature does not verify"
+    );
+    assert!(
+        !verify_standard(&hex_secret, std_req),
+        "verifies with the wrong secret"
+    );
     assert_eq!(std_req.header("content-type"), Some("application/json"));
     assert_eq!(std_req.json(), json!({"text": "héllo", "n": [1, 2]}));
     assert!(std_req.header("webhook-id").unwrap().starts_with("msg_"));
-    assert!(verify_hex(&hex_secret, "x-gallabox-signature", hex_req), "hex signature does not verify");
-    assert!(verify_standard(&hex_secret, hex_req), "hex style still carries the standard headers");
+    assert!(
+        verify_hex(&hex_secret, "x-gallabox-signature", hex_req),
+        "hex signature does not verify"
+    );
+    assert!(
+        verify_standard(&hex_secret, hex_req),
+        "hex style still carries the standard headers"
+    );
     assert_eq!(hex_req.header("x-tenant"), Some("acme"));
     gw.stop().await;
 }
@@ -45,10 +63,17 @@ async fn failing_twice_then_ok_keeps_one_webhook_id_and_logs_three_attempts() {
     let api = gw.tenant().await;
     let rx = Receiver::start().await;
     rx.respond_with(&[500, 503]);
-    let (_, secret) = api.endpoint(json!({"url": rx.url("/"), "retry": fast_retry(5)})).await;
-    let (event_id, _) = api.event(json!({"type": "Message.received", "payload": {"a": 1}})).await;
+    let (_, secret) = api
+        .endpoint(json!({"url": rx.url("/"), "retry": fast_retry(5)}))
+        .await;
+    let (event_id, _) = api
+        .event(json!({"type": "Message.received", "payload": {"a": 1}}))
+        .await;
     let got = rx.wait_for(3, WAIT).await;
-    let ids: Vec<&str> = got.iter().map(|r| r.header("webhook-id").unwrap()).collect();
+    let ids: Vec<&str> = got
+        .iter()
+        .map(|r| r.header("webhook-id").unwrap())
+        .collect();
     assert_eq!(ids[0], ids[1]);
     assert_eq!(ids[1], ids[2]);
     assert!(got.iter().all(|r| verify_standard(&secret, r)));
@@ -56,13 +81,26 @@ async fn failing_twice_then_ok_keeps_one_webhook_id_and_logs_three_attempts() {
     assert_eq!(log_id, ids[0], "the log id is the webhook-id");
     let log = api.wait_log_status(&log_id, "delivered", WAIT).await;
     assert_eq!(log["attempts"], 3);
-    let codes: Vec<u64> = log["attempt_details"].as_array().unwrap().iter().map(|a| a["status_code"].as_u64().unwrap()).collect();
+    let codes: Vec<u64> = log["attempt_details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["status_code"].as_u64().unwrap())
+        .collect();
     assert_eq!(codes, vec![500, 503, 200]);
     let sent = &log["request"];
     assert_eq!(sent["method"], "POST");
-    let header_names: Vec<&str> = sent["headers"].as_array().unwrap().iter().map(|h| h[0].as_str().unwrap()).collect();
+    let header_names: Vec<&str> = sent["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h[0].as_str().unwrap())
+        .collect();
     assert!(header_names.contains(&"webhook-signature"));
-    assert!(!log.to_string().contains(&secret), "the secret leaked into the log");
+    assert!(
+        !log.to_string().contains(&secret),
+        "the secret leaked into the log"
+    );
     assert_eq!(rx.settle(Duration::from_millis(400)).await.len(), 3);
     gw.stop().await;
 }
@@ -73,25 +111,36 @@ async fn always_failing_ends_failed_and_a_manual_retry_delivers() {
     let api = gw.tenant().await;
     let rx = Receiver::start().await;
     rx.set_default(500);
-    api.endpoint(json!({"url": rx.url("/"), "retry": fast_retry(3)})).await;
-    let (event_id, _) = api.event(json!({"type": "Contact.created", "payload": {"id": 7}})).await;
+    api.endpoint(json!({"url": rx.url("/"), "retry": fast_retry(3)}))
+        .await;
+    let (event_id, _) = api
+        .event(json!({"type": "Contact.created", "payload": {"id": 7}}))
+        .await;
     let log_id = api.deliveries_of(&event_id).await.remove(0);
     let log = api.wait_log_status(&log_id, "failed", WAIT).await;
     assert_eq!(log["attempts"], 3);
     assert_eq!(log["next_attempt_at"], serde_json::Value::Null);
-    assert_eq!(rx.settle(Duration::from_millis(500)).await.len(), 3, "no attempt after giving up");
+    assert_eq!(
+        rx.settle(Duration::from_millis(500)).await.len(),
+        3,
+        "no attempt after giving up"
+    );
     let (_, failed) = api.get("/v1/logs?status=failed").await;
     assert_eq!(failed["data"][0]["id"], log_id.as_str());
 
     rx.set_default(200);
-    let (status, body) = api.post(&format!("/v1/logs/{log_id}/retry"), json!({})).await;
+    let (status, body) = api
+        .post(&format!("/v1/logs/{log_id}/retry"), json!({}))
+        .await;
     assert_eq!(status, 202, "{body}");
     let log = api.wait_log_status(&log_id, "delivered", WAIT).await;
     assert_eq!(log["attempts"], 4);
     let got = rx.wait_for(4, WAIT).await;
     assert_eq!(got[3].header("webhook-id"), got[0].header("webhook-id"));
     // a pending or dropped log cannot be retried; an unknown one is 404
-    let (status, _) = api.post("/v1/logs/msg_01J0000000000000000000000/retry", json!({})).await;
+    let (status, _) = api
+        .post("/v1/logs/msg_01J0000000000000000000000/retry", json!({}))
+        .await;
     assert_eq!(status, 404);
     gw.stop().await;
 }
@@ -102,8 +151,12 @@ async fn the_same_idempotency_key_gives_one_event_and_one_delivery() {
     let api = gw.tenant().await;
     let rx = Receiver::start().await;
     api.endpoint(json!({"url": rx.url("/")})).await;
-    let body = serde_json::to_vec(&json!({"type": "Message.received", "payload": {"x": 1}})).unwrap();
-    let headers = [("content-type", "application/json"), ("idempotency-key", "order-42")];
+    let body =
+        serde_json::to_vec(&json!({"type": "Message.received", "payload": {"x": 1}})).unwrap();
+    let headers = [
+        ("content-type", "application/json"),
+        ("idempotency-key", "order-42"),
+    ];
     let (s1, first) = api.raw("POST", "/v1/events", &headers, body.clone()).await;
     let (s2, second) = api.raw("POST", "/v1/events", &headers, body).await;
     assert_eq!((s1.as_u16(), s2.as_u16()), (202, 202));
@@ -122,7 +175,9 @@ async fn a_rotated_secret_keeps_signing_beside_the_new_one() {
     let api = gw.tenant().await;
     let rx = Receiver::start().await;
     let (id, old) = api.endpoint(json!({"url": rx.url("/")})).await;
-    let (status, rotated) = api.post(&format!("/v1/endpoints/{id}/rotate-secret"), json!({})).await;
+    let (status, rotated) = api
+        .post(&format!("/v1/endpoints/{id}/rotate-secret"), json!({}))
+        .await;
     assert_eq!(status, 200);
     let new = rotated["secret"].as_str().unwrap().to_string();
     assert_ne!(new, old);
@@ -130,17 +185,35 @@ async fn a_rotated_secret_keeps_signing_beside_the_new_one() {
     assert_eq!(shown["secret"], new.as_str());
     api.event(json!({"type": "x", "payload": {}})).await;
     let got = rx.wait_for(1, WAIT).await;
-    assert_eq!(got[0].header("webhook-signature").unwrap().split(' ').count(), 2);
+    assert_eq!(
+        got[0]
+            .header("webhook-signature")
+            .unwrap()
+            .split(' ')
+            .count(),
+        2
+    );
     assert!(verify_standard(&new, &got[0]));
     assert!(verify_standard(&old, &got[0]));
     // without a grace period the old secret stops at once
-    let (_, rotated) = api.post(&format!("/v1/endpoints/{id}/rotate-secret"), json!({"grace_period_secs": 0})).await;
+    let (_, rotated) = api
+        .post(
+            &format!("/v1/endpoints/{id}/rotate-secret"),
+            json!({"grace_period_secs": 0}),
+        )
+        .await;
     let newest = rotated["secret"].as_str().unwrap().to_string();
     api.event(json!({"type": "x", "payload": {}})).await;
     let got = rx.wait_for(2, WAIT).await;
     assert!(verify_standard(&newest, &got[1]));
-    assert!(verify_standard(&old, &got[1]), "the first secret is still within its 24 h grace");
-    assert!(!verify_standard(&new, &got[1]), "the second secret had no grace period");
+    assert!(
+        verify_standard(&old, &got[1]),
+        "the first secret is still within its 24 h grace"
+    );
+    assert!(
+        !verify_standard(&new, &got[1]),
+        "the second secret had no grace period"
+    );
     gw.stop().await;
 }
 
@@ -150,14 +223,18 @@ async fn the_test_route_sends_now_and_reports_the_attempt() {
     let api = gw.tenant().await;
     let rx = Receiver::start().await;
     let (id, secret) = api.endpoint(json!({"url": rx.url("/t")})).await;
-    let (status, result) = api.post(&format!("/v1/endpoints/{id}/test"), json!({})).await;
+    let (status, result) = api
+        .post(&format!("/v1/endpoints/{id}/test"), json!({}))
+        .await;
     assert_eq!(status, 200, "{result}");
     assert_eq!(result["status"], "delivered");
     assert_eq!(result["attempt"]["status_code"], 200);
     let got = rx.wait_for(1, WAIT).await;
     assert!(verify_standard(&secret, &got[0]));
     rx.set_default(418);
-    let (_, result) = api.post(&format!("/v1/endpoints/{id}/test"), json!({})).await;
+    let (_, result) = api
+        .post(&format!("/v1/endpoints/{id}/test"), json!({}))
+        .await;
     assert_eq!(result["status"], "failed");
     assert_eq!(result["attempt"]["status_code"], 418);
     gw.stop().await;
@@ -169,10 +246,15 @@ async fn a_delivery_slower_than_the_lease_is_not_sent_twice() {
     let api = gw.tenant().await;
     let rx = Receiver::start().await;
     rx.set_delay(Duration::from_millis(2_200));
-    api.endpoint(json!({"url": rx.url("/"), "timeout_ms": 5000})).await;
+    api.endpoint(json!({"url": rx.url("/"), "timeout_ms": 5000}))
+        .await;
     let (event, _) = api.event(json!({"type": "x", "payload": {}})).await;
     let log = api.deliveries_of(&event).await.remove(0);
     api.wait_log_status(&log, "delivered", WAIT).await;
-    assert_eq!(rx.settle(Duration::from_millis(1_500)).await.len(), 1, "the lease expired under a running delivery");
+    assert_eq!(
+        rx.settle(Duration::from_millis(1_500)).await.len(),
+        1,
+        "the lease expired under a running delivery"
+    );
     gw.stop().await;
 }

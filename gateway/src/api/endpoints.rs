@@ -14,7 +14,9 @@ use crate::delivery::attempt::{attempt, Verdict};
 use crate::delivery::redact;
 use crate::delivery::signing::generate_secret;
 use crate::ids::{new_id, IdKind};
-use crate::model::endpoint::{Endpoint, EndpointCreate, EndpointPatch, EndpointView, PluginRef, RetiredSecret};
+use crate::model::endpoint::{
+    Endpoint, EndpointCreate, EndpointPatch, EndpointView, PluginRef, RetiredSecret,
+};
 use crate::model::log::{Attempt, SentRequest};
 use crate::plugins::{PluginCallError, PluginEvent};
 use crate::store::time::{now_ms, rfc3339};
@@ -82,7 +84,16 @@ pub(crate) fn view(endpoint: &Endpoint) -> EndpointView {
         headers: endpoint
             .headers
             .iter()
-            .map(|(k, v)| (k.clone(), if redact::is_sensitive_header(k) { redact::MASK.to_string() } else { v.clone() }))
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    if redact::is_sensitive_header(k) {
+                        redact::MASK.to_string()
+                    } else {
+                        v.clone()
+                    },
+                )
+            })
             .collect(),
         signature: endpoint.signature.clone(),
         retry: endpoint.retry,
@@ -91,7 +102,10 @@ pub(crate) fn view(endpoint: &Endpoint) -> EndpointView {
         plugins: endpoint
             .plugins
             .iter()
-            .map(|p| PluginRef { plugin: p.plugin.clone(), config: redact::mask_config(&p.config) })
+            .map(|p| PluginRef {
+                plugin: p.plugin.clone(),
+                config: redact::mask_config(&p.config),
+            })
             .collect(),
         created_at: rfc3339(endpoint.created_at_ms),
         updated_at: rfc3339(endpoint.updated_at_ms),
@@ -106,20 +120,27 @@ async fn check_plugins(state: &AppState, tenant: &str, plugins: &[PluginRef]) ->
             .resolve(tenant, &plugin_ref.plugin)
             .await
             .map_err(|e| match e {
-                crate::store::plugins::PluginStoreError::Unknown(name) => {
-                    ApiError::invalid(format!("plugins[{i}].plugin"), format!("no plugin named `{name}`"))
-                }
+                crate::store::plugins::PluginStoreError::Unknown(name) => ApiError::invalid(
+                    format!("plugins[{i}].plugin"),
+                    format!("no plugin named `{name}`"),
+                ),
                 other => other.into(),
             })?;
         let config = plugin_ref.config.to_string();
-        let checked = state.plugins.call(move |engine| engine.validate_config(&plugin, &config)).await;
+        let checked = state
+            .plugins
+            .call(move |engine| engine.validate_config(&plugin, &config))
+            .await;
         match checked.and_then(|r| r) {
             Ok(()) => {}
             Err(PluginCallError::Rejected(message)) => {
                 return Err(ApiError::invalid(format!("plugins[{i}].config"), message));
             }
             Err(other) => {
-                return Err(ApiError::invalid(format!("plugins[{i}].config"), format!("could not be checked: {other}")));
+                return Err(ApiError::invalid(
+                    format!("plugins[{i}].config"),
+                    format!("could not be checked: {other}"),
+                ));
             }
         }
     }
@@ -129,7 +150,11 @@ async fn check_plugins(state: &AppState, tenant: &str, plugins: &[PluginRef]) ->
 /// Create an endpoint.
 #[utoipa::path(post, path = "/v1/endpoints", request_body = EndpointCreate, tag = "endpoints",
     responses((status = 201, body = EndpointCreated), (status = 422, body = ErrorBody)))]
-pub async fn create(State(state): State<AppState>, tenant: Tenant, ApiJson(input): ApiJson<EndpointCreate>) -> ApiResult<(StatusCode, Json<EndpointCreated>)> {
+pub async fn create(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    ApiJson(input): ApiJson<EndpointCreate>,
+) -> ApiResult<(StatusCode, Json<EndpointCreated>)> {
     input.validate(&state.url_policy())?;
     check_plugins(&state, &tenant.id, &input.plugins).await?;
     let now = now_ms();
@@ -154,33 +179,54 @@ pub async fn create(State(state): State<AppState>, tenant: Tenant, ApiJson(input
     state.store.put_endpoint(&tenant.id, &endpoint).await?;
     tracing::info!(tenant = %tenant.id, endpoint = %endpoint.id, "endpoint created");
     let secret = endpoint.secret.clone();
-    Ok((StatusCode::CREATED, Json(EndpointCreated { endpoint: view(&endpoint), secret })))
+    Ok((
+        StatusCode::CREATED,
+        Json(EndpointCreated {
+            endpoint: view(&endpoint),
+            secret,
+        }),
+    ))
 }
 
 /// List endpoints.
 #[utoipa::path(get, path = "/v1/endpoints", tag = "endpoints", responses((status = 200, body = EndpointList)))]
 pub async fn list(State(state): State<AppState>, tenant: Tenant) -> ApiResult<Json<EndpointList>> {
     let set = state.store.load_endpoints(&tenant.id).await?;
-    Ok(Json(EndpointList { data: set.endpoints.iter().map(view).collect() }))
+    Ok(Json(EndpointList {
+        data: set.endpoints.iter().map(view).collect(),
+    }))
 }
 
 async fn load(state: &AppState, tenant: &Tenant, id: &str) -> ApiResult<Endpoint> {
-    state.store.get_endpoint(&tenant.id, id).await.map_err(|e| match e {
-        crate::store::StoreError::NotFound => ApiError::NotFound("endpoint"),
-        other => other.into(),
-    })
+    state
+        .store
+        .get_endpoint(&tenant.id, id)
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::NotFound => ApiError::NotFound("endpoint"),
+            other => other.into(),
+        })
 }
 
 /// Get an endpoint.
 #[utoipa::path(get, path = "/v1/endpoints/{id}", tag = "endpoints", responses((status = 200, body = EndpointView), (status = 404, body = ErrorBody)))]
-pub async fn get(State(state): State<AppState>, tenant: Tenant, Path(id): Path<String>) -> ApiResult<Json<EndpointView>> {
+pub async fn get(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<Json<EndpointView>> {
     Ok(Json(view(&load(&state, &tenant, &id).await?)))
 }
 
 /// Change an endpoint; only the fields given change.
 #[utoipa::path(patch, path = "/v1/endpoints/{id}", request_body = EndpointPatch, tag = "endpoints",
     responses((status = 200, body = EndpointView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn patch(State(state): State<AppState>, tenant: Tenant, Path(id): Path<String>, ApiJson(patch): ApiJson<EndpointPatch>) -> ApiResult<Json<EndpointView>> {
+pub async fn patch(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+    ApiJson(patch): ApiJson<EndpointPatch>,
+) -> ApiResult<Json<EndpointView>> {
     let mut endpoint = load(&state, &tenant, &id).await?;
     let was_active = endpoint.active;
     if let Some(plugins) = &patch.plugins {
@@ -197,7 +243,11 @@ pub async fn patch(State(state): State<AppState>, tenant: Tenant, Path(id): Path
 
 /// Delete an endpoint. Its pending deliveries end `failed`.
 #[utoipa::path(delete, path = "/v1/endpoints/{id}", tag = "endpoints", responses((status = 204), (status = 404, body = ErrorBody)))]
-pub async fn delete(State(state): State<AppState>, tenant: Tenant, Path(id): Path<String>) -> ApiResult<StatusCode> {
+pub async fn delete(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     load(&state, &tenant, &id).await?;
     state.store.delete_endpoint(&tenant.id, &id).await?;
     // Held jobs go back to the queue, where the worker records them as failed.
@@ -205,7 +255,12 @@ pub async fn delete(State(state): State<AppState>, tenant: Tenant, Path(id): Pat
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn set_active(state: &AppState, tenant: &Tenant, id: &str, active: bool) -> ApiResult<Json<EndpointView>> {
+async fn set_active(
+    state: &AppState,
+    tenant: &Tenant,
+    id: &str,
+    active: bool,
+) -> ApiResult<Json<EndpointView>> {
     let mut endpoint = load(state, tenant, id).await?;
     endpoint.active = active;
     endpoint.updated_at_ms = now_ms();
@@ -218,51 +273,93 @@ async fn set_active(state: &AppState, tenant: &Tenant, id: &str, active: bool) -
 
 /// Pause an endpoint: deliveries are held until it resumes.
 #[utoipa::path(post, path = "/v1/endpoints/{id}/pause", tag = "endpoints", responses((status = 200, body = EndpointView)))]
-pub async fn pause(State(state): State<AppState>, tenant: Tenant, Path(id): Path<String>) -> ApiResult<Json<EndpointView>> {
+pub async fn pause(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<Json<EndpointView>> {
     set_active(&state, &tenant, &id, false).await
 }
 
 /// Resume an endpoint: held deliveries are sent.
 #[utoipa::path(post, path = "/v1/endpoints/{id}/resume", tag = "endpoints", responses((status = 200, body = EndpointView)))]
-pub async fn resume(State(state): State<AppState>, tenant: Tenant, Path(id): Path<String>) -> ApiResult<Json<EndpointView>> {
+pub async fn resume(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<Json<EndpointView>> {
     set_active(&state, &tenant, &id, true).await
 }
 
 /// The endpoint's current signing secret.
 #[utoipa::path(get, path = "/v1/endpoints/{id}/secret", tag = "endpoints", responses((status = 200, body = SecretView)))]
-pub async fn secret(State(state): State<AppState>, tenant: Tenant, Path(id): Path<String>) -> ApiResult<Json<SecretView>> {
+pub async fn secret(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<Json<SecretView>> {
     let endpoint = load(&state, &tenant, &id).await?;
-    Ok(Json(SecretView { secret: endpoint.secret }))
+    Ok(Json(SecretView {
+        secret: endpoint.secret,
+    }))
 }
 
 /// Replace the signing secret; the old one keeps signing for the grace period.
 #[utoipa::path(post, path = "/v1/endpoints/{id}/rotate-secret", request_body = RotateSecret, tag = "endpoints",
     responses((status = 200, body = SecretView)))]
-pub async fn rotate_secret(State(state): State<AppState>, tenant: Tenant, Path(id): Path<String>, body: axum::body::Bytes) -> ApiResult<Json<SecretView>> {
-    let input: RotateSecret = if body.is_empty() { RotateSecret::default() } else { super::json::parse(&body)? };
+pub async fn rotate_secret(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<SecretView>> {
+    let input: RotateSecret = if body.is_empty() {
+        RotateSecret::default()
+    } else {
+        super::json::parse(&body)?
+    };
     let grace = input.grace_period_secs.unwrap_or(86_400);
     if grace > MAX_GRACE_SECS {
-        return Err(ApiError::invalid("grace_period_secs", format!("at most {MAX_GRACE_SECS}")));
+        return Err(ApiError::invalid(
+            "grace_period_secs",
+            format!("at most {MAX_GRACE_SECS}"),
+        ));
     }
     if let Some(secret) = &input.secret {
-        crate::delivery::signing::decode_secret(secret).map_err(|e| ApiError::invalid("secret", e.to_string()))?;
+        crate::delivery::signing::decode_secret(secret)
+            .map_err(|e| ApiError::invalid("secret", e.to_string()))?;
     }
     let mut endpoint = load(&state, &tenant, &id).await?;
     let now = now_ms();
-    let old = std::mem::replace(&mut endpoint.secret, input.secret.unwrap_or_else(generate_secret));
+    let old = std::mem::replace(
+        &mut endpoint.secret,
+        input.secret.unwrap_or_else(generate_secret),
+    );
     endpoint.retired_secrets.retain(|s| s.expires_at_ms > now);
     if grace > 0 {
-        endpoint.retired_secrets.insert(0, RetiredSecret { secret: old, expires_at_ms: now + grace * 1000 });
+        endpoint.retired_secrets.insert(
+            0,
+            RetiredSecret {
+                secret: old,
+                expires_at_ms: now + grace * 1000,
+            },
+        );
     }
     endpoint.retired_secrets.truncate(MAX_RETIRED);
     endpoint.updated_at_ms = now;
     state.store.put_endpoint(&tenant.id, &endpoint).await?;
-    Ok(Json(SecretView { secret: endpoint.secret }))
+    Ok(Json(SecretView {
+        secret: endpoint.secret,
+    }))
 }
 
 /// Send a test event to the endpoint now and return the attempt's result. Nothing is queued or logged.
 #[utoipa::path(post, path = "/v1/endpoints/{id}/test", tag = "endpoints", responses((status = 200, body = TestResult)))]
-pub async fn test(State(state): State<AppState>, tenant: Tenant, Path(id): Path<String>) -> ApiResult<Json<TestResult>> {
+pub async fn test(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TestResult>> {
     let endpoint = load(&state, &tenant, &id).await?;
     let event_id = new_id(IdKind::Event);
     let payload = serde_json::json!({"type": "webhook.test", "id": event_id, "message": "Test event from the webhook gateway"});
@@ -281,5 +378,10 @@ pub async fn test(State(state): State<AppState>, tenant: Tenant, Path(id): Path<
         Verdict::Dropped(_) => "dropped",
         _ => "failed",
     };
-    Ok(Json(TestResult { status, attempt: report.attempt, request: report.request, error }))
+    Ok(Json(TestResult {
+        status,
+        attempt: report.attempt,
+        request: report.request,
+        error,
+    }))
 }

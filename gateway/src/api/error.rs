@@ -85,7 +85,9 @@ impl ApiError {
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-            ApiError::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            ApiError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
             ApiError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_error"),
             ApiError::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
@@ -115,7 +117,13 @@ impl IntoResponse for ApiError {
             ApiError::Invalid(e) => e.to_string(),
             other => other.to_string(),
         };
-        let body = ErrorBody { error: ErrorDetail { code, message, field } };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code,
+                message,
+                field,
+            },
+        };
         (status, axum::Json(body)).into_response()
     }
 }
@@ -142,7 +150,10 @@ impl From<UploadError> for ApiError {
     fn from(e: UploadError) -> Self {
         match e {
             UploadError::TooLarge { limit, .. } => ApiError::TooLarge(limit),
-            other => ApiError::Unprocessable { code: other.code(), message: other.to_string() },
+            other => ApiError::Unprocessable {
+                code: other.code(),
+                message: other.to_string(),
+            },
         }
     }
 }
@@ -169,7 +180,16 @@ fn is_unavailable(e: &redis::RedisError) -> bool {
         || e.is_connection_dropped()
         || e.is_connection_refusal()
         || e.is_timeout()
-        || matches!(e.kind(), redis::ErrorKind::Server(redis::ServerErrorKind::BusyLoading | redis::ServerErrorKind::TryAgain | redis::ServerErrorKind::ClusterDown | redis::ServerErrorKind::ReadOnly | redis::ServerErrorKind::MasterDown))
+        || matches!(
+            e.kind(),
+            redis::ErrorKind::Server(
+                redis::ServerErrorKind::BusyLoading
+                    | redis::ServerErrorKind::TryAgain
+                    | redis::ServerErrorKind::ClusterDown
+                    | redis::ServerErrorKind::ReadOnly
+                    | redis::ServerErrorKind::MasterDown
+            )
+        )
         || e.code() == Some("LOADING")
 }
 
@@ -182,9 +202,12 @@ mod tests {
 
     #[tokio::test]
     async fn validation_errors_name_the_field() {
-        let response = ApiError::invalid("retry.max_attempts", "must be between 1 and 30").into_response();
+        let response =
+            ApiError::invalid("retry.max_attempts", "must be between 1 and 30").into_response();
         assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
-        let body = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(json["error"]["code"], "validation_error");
         assert_eq!(json["error"]["field"], "retry.max_attempts");
@@ -194,7 +217,9 @@ mod tests {
     async fn internal_errors_hide_their_cause() {
         let response = ApiError::Internal("secret detail".into()).into_response();
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
-        let body = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
         assert!(!String::from_utf8_lossy(&body).contains("secret detail"));
     }
 }

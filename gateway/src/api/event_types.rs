@@ -23,17 +23,36 @@ pub struct EventTypeList {
 /// List event types.
 #[utoipa::path(get, path = "/v1/event-types", tag = "event-types", responses((status = 200, body = EventTypeList)))]
 pub async fn list(State(state): State<AppState>, tenant: Tenant) -> ApiResult<Json<EventTypeList>> {
-    Ok(Json(EventTypeList { data: state.store.list_event_types(&tenant.id).await? }))
+    Ok(Json(EventTypeList {
+        data: state.store.list_event_types(&tenant.id).await?,
+    }))
 }
 
 /// Add one of the tenant's own event types.
 #[utoipa::path(post, path = "/v1/event-types", request_body = EventTypeCreate, tag = "event-types",
     responses((status = 201, body = EventType), (status = 422, body = ErrorBody)))]
-pub async fn create(State(state): State<AppState>, tenant: Tenant, ApiJson(input): ApiJson<EventTypeCreate>) -> ApiResult<(StatusCode, Json<EventType>)> {
+pub async fn create(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    ApiJson(input): ApiJson<EventTypeCreate>,
+) -> ApiResult<(StatusCode, Json<EventType>)> {
     check_name("name", &input.name, 256)?;
     if input.description.len() > 1024 {
-        return Err(crate::api::error::ApiError::invalid("description", "at most 1024 characters"));
+        return Err(crate::api::error::ApiError::invalid(
+            "description",
+            "at most 1024 characters",
+        ));
     }
-    state.store.put_event_type(&tenant.id, &input.name, &input.description).await?;
-    Ok((StatusCode::CREATED, Json(EventType { name: input.name, description: input.description, builtin: false })))
+    state
+        .store
+        .put_event_type(&tenant.id, &input.name, &input.description)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(EventType {
+            name: input.name,
+            description: input.description,
+            builtin: false,
+        }),
+    ))
 }

@@ -8,27 +8,48 @@ use super::auth::Tenant;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::json::ApiJson;
 use super::AppState;
-use crate::model::event::{BatchAccepted, EventAccepted, EventBatch, EventCreate, EventView, MAX_BATCH};
+use crate::model::event::{
+    BatchAccepted, EventAccepted, EventBatch, EventCreate, EventView, MAX_BATCH,
+};
 
 /// Longest accepted `Idempotency-Key`.
 const MAX_IDEMPOTENCY_KEY: usize = 256;
 
 fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
-    let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
     let key = value
         .to_str()
         .map_err(|_| ApiError::invalid("Idempotency-Key", "must be visible ASCII"))?
         .trim();
     if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY {
-        return Err(ApiError::invalid("Idempotency-Key", format!("must be 1 to {MAX_IDEMPOTENCY_KEY} characters")));
+        return Err(ApiError::invalid(
+            "Idempotency-Key",
+            format!("must be 1 to {MAX_IDEMPOTENCY_KEY} characters"),
+        ));
     }
     Ok(Some(key.to_string()))
 }
 
-async fn check_target(state: &AppState, tenant: &str, event: &EventCreate, field: &str) -> ApiResult<()> {
-    let Some(target) = &event.endpoint_id else { return Ok(()) };
+async fn check_target(
+    state: &AppState,
+    tenant: &str,
+    event: &EventCreate,
+    field: &str,
+) -> ApiResult<()> {
+    let Some(target) = &event.endpoint_id else {
+        return Ok(());
+    };
     let cached = state.store.cached_endpoints(tenant).await?;
-    if cached.get(target).is_some() || state.store.load_endpoints(tenant).await?.get(target).is_some() {
+    if cached.get(target).is_some()
+        || state
+            .store
+            .load_endpoints(tenant)
+            .await?
+            .get(target)
+            .is_some()
+    {
         Ok(())
     } else {
         Err(ApiError::invalid(field, "no such endpoint"))
@@ -39,11 +60,19 @@ async fn check_target(state: &AppState, tenant: &str, event: &EventCreate, field
 #[utoipa::path(post, path = "/v1/events", request_body = EventCreate, tag = "events",
     params(("Idempotency-Key" = Option<String>, Header, description = "Repeat-safe key: the same key returns the same event")),
     responses((status = 202, body = EventAccepted), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
-pub async fn create(State(state): State<AppState>, tenant: Tenant, headers: HeaderMap, ApiJson(event): ApiJson<EventCreate>) -> ApiResult<(StatusCode, Json<EventAccepted>)> {
+pub async fn create(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    headers: HeaderMap,
+    ApiJson(event): ApiJson<EventCreate>,
+) -> ApiResult<(StatusCode, Json<EventAccepted>)> {
     let key = idempotency_key(&headers)?;
     event.validate("")?;
     check_target(&state, &tenant.id, &event, "endpoint_id").await?;
-    let accepted = state.store.ingest(&tenant.id, &event, key.as_deref()).await?;
+    let accepted = state
+        .store
+        .ingest(&tenant.id, &event, key.as_deref())
+        .await?;
     Ok((StatusCode::ACCEPTED, Json(accepted)))
 }
 
@@ -51,14 +80,28 @@ pub async fn create(State(state): State<AppState>, tenant: Tenant, headers: Head
 /// With an `Idempotency-Key`, item `i` uses the key `<key>:<i>`.
 #[utoipa::path(post, path = "/v1/events/batch", request_body = EventBatch, tag = "events",
     responses((status = 202, body = BatchAccepted), (status = 422, body = ErrorBody)))]
-pub async fn batch(State(state): State<AppState>, tenant: Tenant, headers: HeaderMap, ApiJson(batch): ApiJson<EventBatch>) -> ApiResult<(StatusCode, Json<BatchAccepted>)> {
+pub async fn batch(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    headers: HeaderMap,
+    ApiJson(batch): ApiJson<EventBatch>,
+) -> ApiResult<(StatusCode, Json<BatchAccepted>)> {
     let key = idempotency_key(&headers)?;
     if batch.events.is_empty() || batch.events.len() > MAX_BATCH {
-        return Err(ApiError::invalid("events", format!("must hold 1 to {MAX_BATCH} events")));
+        return Err(ApiError::invalid(
+            "events",
+            format!("must hold 1 to {MAX_BATCH} events"),
+        ));
     }
     for (i, event) in batch.events.iter().enumerate() {
         event.validate(&format!("events[{i}]."))?;
-        check_target(&state, &tenant.id, event, &format!("events[{i}].endpoint_id")).await?;
+        check_target(
+            &state,
+            &tenant.id,
+            event,
+            &format!("events[{i}].endpoint_id"),
+        )
+        .await?;
     }
     let mut ingests = Vec::with_capacity(batch.events.len());
     for (i, event) in batch.events.iter().enumerate() {
@@ -76,12 +119,21 @@ pub async fn batch(State(state): State<AppState>, tenant: Tenant, headers: Heade
 
 /// One event with its delivery ids.
 #[utoipa::path(get, path = "/v1/events/{id}", tag = "events", responses((status = 200, body = EventView), (status = 404, body = ErrorBody)))]
-pub async fn get(State(state): State<AppState>, tenant: Tenant, Path(id): Path<String>) -> ApiResult<Json<EventView>> {
+pub async fn get(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<Json<EventView>> {
     if !crate::ids::is_valid(crate::ids::IdKind::Event, &id) {
         return Err(ApiError::NotFound("event"));
     }
-    state.store.get_event(&tenant.id, &id).await.map(Json).map_err(|e| match e {
-        crate::store::StoreError::NotFound => ApiError::NotFound("event"),
-        other => other.into(),
-    })
+    state
+        .store
+        .get_event(&tenant.id, &id)
+        .await
+        .map(Json)
+        .map_err(|e| match e {
+            crate::store::StoreError::NotFound => ApiError::NotFound("event"),
+            other => other.into(),
+        })
 }

@@ -18,6 +18,9 @@ pub async fn healthz() -> Json<Value> {
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     match tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping()).await {
         Ok(Ok(())) => (StatusCode::OK, Json(json!({"status": "ready"}))),
-        _ => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "not_ready", "redis": "unreachable"}))),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "not_ready", "redis": "unreachable"})),
+        ),
     }
 }

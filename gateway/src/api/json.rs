@@ -34,11 +34,15 @@ pub async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes,
 
 /// Parses JSON text into `T` with the error contract above.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let value: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|e| ApiError::MalformedJson(format!("body is not valid JSON: {e}")))?;
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::MalformedJson(format!("body is not valid JSON: {e}")))?;
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        let field = if path == "." { "body".to_string() } else { path };
+        let field = if path == "." {
+            "body".to_string()
+        } else {
+            path
+        };
         ApiError::invalid(field, e.into_inner().to_string())
     })
 }
@@ -50,9 +54,15 @@ mod tests {
 
     #[test]
     fn syntax_errors_are_malformed() {
-        assert!(matches!(parse::<EndpointCreate>(b"{nope"), Err(ApiError::MalformedJson(_))));
+        assert!(matches!(
+            parse::<EndpointCreate>(b"{nope"),
+            Err(ApiError::MalformedJson(_))
+        ));
         let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
-        assert!(matches!(parse::<serde_json::Value>(deep.as_bytes()), Err(ApiError::MalformedJson(_))));
+        assert!(matches!(
+            parse::<serde_json::Value>(deep.as_bytes()),
+            Err(ApiError::MalformedJson(_))
+        ));
     }
 
     #[test]

@@ -36,12 +36,19 @@ pub struct LogParams {
 fn to_query(params: LogParams) -> ApiResult<LogQuery> {
     let time = |field: &str, value: Option<String>| -> ApiResult<Option<u64>> {
         value
-            .map(|v| parse_time(&v).ok_or_else(|| ApiError::invalid(field, "must be RFC 3339 or Unix seconds")))
+            .map(|v| {
+                parse_time(&v)
+                    .ok_or_else(|| ApiError::invalid(field, "must be RFC 3339 or Unix seconds"))
+            })
             .transpose()
     };
     let status = params
         .status
-        .map(|s| s.parse::<LogStatus>().map_err(|_| ApiError::invalid("status", "must be pending, delivered, failed or dropped")))
+        .map(|s| {
+            s.parse::<LogStatus>().map_err(|_| {
+                ApiError::invalid("status", "must be pending, delivered, failed or dropped")
+            })
+        })
         .transpose()?;
     let limit = params.limit.unwrap_or(50);
     if !(1..=250).contains(&limit) {
@@ -65,29 +72,50 @@ fn to_query(params: LogParams) -> ApiResult<LogQuery> {
 
 /// List delivery logs, newest first.
 #[utoipa::path(get, path = "/v1/logs", params(LogParams), tag = "logs", responses((status = 200, body = LogPage), (status = 422, body = ErrorBody)))]
-pub async fn list(State(state): State<AppState>, tenant: Tenant, Query(params): Query<LogParams>) -> ApiResult<Json<LogPage>> {
+pub async fn list(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    Query(params): Query<LogParams>,
+) -> ApiResult<Json<LogPage>> {
     let query = to_query(params)?;
     Ok(Json(state.store.list_logs(&tenant.id, &query).await?))
 }
 
 /// One log with every attempt and the request as sent (secrets masked).
 #[utoipa::path(get, path = "/v1/logs/{id}", tag = "logs", responses((status = 200, body = LogDetail), (status = 404, body = ErrorBody)))]
-pub async fn get(State(state): State<AppState>, tenant: Tenant, Path(id): Path<String>) -> ApiResult<Json<LogDetail>> {
-    state.store.get_log(&tenant.id, &id).await.map(Json).map_err(|e| match e {
-        crate::store::StoreError::NotFound => ApiError::NotFound("log"),
-        other => other.into(),
-    })
+pub async fn get(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<Json<LogDetail>> {
+    state
+        .store
+        .get_log(&tenant.id, &id)
+        .await
+        .map(Json)
+        .map_err(|e| match e {
+            crate::store::StoreError::NotFound => ApiError::NotFound("log"),
+            other => other.into(),
+        })
 }
 
 /// Re-queue a failed or delivered log for one more attempt.
 #[utoipa::path(post, path = "/v1/logs/{id}/retry", tag = "logs", responses((status = 202), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn retry(State(state): State<AppState>, tenant: Tenant, Path(id): Path<String>) -> ApiResult<StatusCode> {
+pub async fn retry(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     if !ids::is_valid(IdKind::Message, &id) {
         return Err(ApiError::NotFound("log"));
     }
-    state.queue.requeue(&tenant.id, &id).await.map_err(|e| match e {
-        crate::store::StoreError::NotFound => ApiError::NotFound("log"),
-        other => other.into(),
-    })?;
+    state
+        .queue
+        .requeue(&tenant.id, &id)
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::NotFound => ApiError::NotFound("log"),
+            other => other.into(),
+        })?;
     Ok(StatusCode::ACCEPTED)
 }

@@ -101,8 +101,14 @@ pub struct Simulation {
 
 fn check_plugin_name(name: &str) -> ApiResult<()> {
     check_name("name", name, 64)?;
-    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-        return Err(ApiError::invalid("name", "use letters, digits, '-' and '_'"));
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(ApiError::invalid(
+            "name",
+            "use letters, digits, '-' and '_'",
+        ));
     }
     Ok(())
 }
@@ -110,16 +116,34 @@ fn check_plugin_name(name: &str) -> ApiResult<()> {
 /// Upload (or replace) a plugin: a component, or a core module built with plugin-sdk.
 #[utoipa::path(put, path = "/v1/plugins/{name}", tag = "plugins", request_body(content = Vec<u8>, content_type = "application/wasm"),
     responses((status = 201, body = PluginInfo), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn upload(State(state): State<AppState>, tenant: Tenant, Path(name): Path<String>, headers: HeaderMap, body: Bytes) -> ApiResult<(StatusCode, Json<PluginInfo>)> {
+pub async fn upload(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<PluginInfo>)> {
     check_plugin_name(&name)?;
     if PluginDirectory::is_builtin(&name) {
-        return Err(ApiError::Conflict(format!("`{name}` is a built-in plugin name")));
+        return Err(ApiError::Conflict(format!(
+            "`{name}` is a built-in plugin name"
+        )));
     }
-    let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if !content_type.starts_with("application/wasm") && !content_type.starts_with("application/octet-stream") {
-        return Err(ApiError::UnsupportedMediaType("send the plugin with Content-Type: application/wasm".into()));
+    let content_type = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type.starts_with("application/wasm")
+        && !content_type.starts_with("application/octet-stream")
+    {
+        return Err(ApiError::UnsupportedMediaType(
+            "send the plugin with Content-Type: application/wasm".into(),
+        ));
     }
-    let info = state.plugins.upload(&tenant.id, &name, body.to_vec()).await?;
+    let info = state
+        .plugins
+        .upload(&tenant.id, &name, body.to_vec())
+        .await?;
     tracing::info!(tenant = %tenant.id, plugin = %name, version = %info.version, "plugin uploaded");
     Ok((StatusCode::CREATED, Json(info)))
 }
@@ -127,24 +151,43 @@ pub async fn upload(State(state): State<AppState>, tenant: Tenant, Path(name): P
 /// List plugins.
 #[utoipa::path(get, path = "/v1/plugins", tag = "plugins", responses((status = 200, body = PluginList)))]
 pub async fn list(State(state): State<AppState>, tenant: Tenant) -> ApiResult<Json<PluginList>> {
-    Ok(Json(PluginList { data: state.plugins.list(&tenant.id).await? }))
+    Ok(Json(PluginList {
+        data: state.plugins.list(&tenant.id).await?,
+    }))
 }
 
 /// One plugin.
 #[utoipa::path(get, path = "/v1/plugins/{name}", tag = "plugins", responses((status = 200, body = PluginInfo), (status = 404, body = ErrorBody)))]
-pub async fn get(State(state): State<AppState>, tenant: Tenant, Path(name): Path<String>) -> ApiResult<Json<PluginInfo>> {
+pub async fn get(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    Path(name): Path<String>,
+) -> ApiResult<Json<PluginInfo>> {
     Ok(Json(state.plugins.info(&tenant.id, &name).await?))
 }
 
 /// Delete a plugin; refused (409) while an endpoint uses it.
 #[utoipa::path(delete, path = "/v1/plugins/{name}", tag = "plugins", responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn delete(State(state): State<AppState>, tenant: Tenant, Path(name): Path<String>) -> ApiResult<StatusCode> {
+pub async fn delete(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
     if PluginDirectory::is_builtin(&name) {
-        return Err(ApiError::Conflict(format!("`{name}` is built in and cannot be deleted")));
+        return Err(ApiError::Conflict(format!(
+            "`{name}` is built in and cannot be deleted"
+        )));
     }
     let endpoints = state.store.load_endpoints(&tenant.id).await?;
-    if let Some(user) = endpoints.endpoints.iter().find(|e| e.plugins.iter().any(|p| p.plugin == name)) {
-        return Err(ApiError::Conflict(format!("plugin `{name}` is used by endpoint {}", user.id)));
+    if let Some(user) = endpoints
+        .endpoints
+        .iter()
+        .find(|e| e.plugins.iter().any(|p| p.plugin == name))
+    {
+        return Err(ApiError::Conflict(format!(
+            "plugin `{name}` is used by endpoint {}",
+            user.id
+        )));
     }
     state.plugins.delete(&tenant.id, &name).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -153,7 +196,12 @@ pub async fn delete(State(state): State<AppState>, tenant: Tenant, Path(name): P
 /// Run a plugin on an event without delivering anything.
 #[utoipa::path(post, path = "/v1/plugins/{name}/simulate", request_body = Simulate, tag = "plugins",
     responses((status = 200, body = Simulation), (status = 404, body = ErrorBody)))]
-pub async fn simulate(State(state): State<AppState>, tenant: Tenant, Path(name): Path<String>, ApiJson(input): ApiJson<Simulate>) -> ApiResult<Json<Simulation>> {
+pub async fn simulate(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    Path(name): Path<String>,
+    ApiJson(input): ApiJson<Simulate>,
+) -> ApiResult<Json<Simulation>> {
     if !input.event.payload.is_object() {
         return Err(ApiError::invalid("event.payload", "must be a JSON object"));
     }
@@ -173,23 +221,49 @@ pub async fn simulate(State(state): State<AppState>, tenant: Tenant, Path(name):
         created_at: rfc3339(now_ms()),
         payload,
     };
-    let request = PluginRequest { method: request.method, url: request.url, headers: request.headers, body: request.body.into_bytes() };
-    let config = if input.config.is_null() { "{}".to_string() } else { input.config.to_string() };
-    let outcome = state.plugins.call(move |engine| engine.invoke(&plugin, &event, &request, &config)).await.and_then(|r| r);
+    let request = PluginRequest {
+        method: request.method,
+        url: request.url,
+        headers: request.headers,
+        body: request.body.into_bytes(),
+    };
+    let config = if input.config.is_null() {
+        "{}".to_string()
+    } else {
+        input.config.to_string()
+    };
+    let outcome = state
+        .plugins
+        .call(move |engine| engine.invoke(&plugin, &event, &request, &config))
+        .await
+        .and_then(|r| r);
     let simulation = match outcome {
         Ok(invocation) => {
             let fuel_used = Some(invocation.fuel_used);
-            let duration_us = Some(u64::try_from(invocation.duration.as_micros()).unwrap_or(u64::MAX));
+            let duration_us =
+                Some(u64::try_from(invocation.duration.as_micros()).unwrap_or(u64::MAX));
             match invocation.action {
                 PluginAction::Deliver(r) => Simulation {
                     action: "deliver",
-                    request: Some(SimRequest { method: r.method, url: r.url, headers: r.headers, body: String::from_utf8_lossy(&r.body).into_owned() }),
+                    request: Some(SimRequest {
+                        method: r.method,
+                        url: r.url,
+                        headers: r.headers,
+                        body: String::from_utf8_lossy(&r.body).into_owned(),
+                    }),
                     reason: None,
                     error: None,
                     fuel_used,
                     duration_us,
                 },
-                PluginAction::Drop(reason) => Simulation { action: "drop", request: None, reason: Some(reason), error: None, fuel_used, duration_us },
+                PluginAction::Drop(reason) => Simulation {
+                    action: "drop",
+                    request: None,
+                    reason: Some(reason),
+                    error: None,
+                    fuel_used,
+                    duration_us,
+                },
             }
         }
         Err(e) => Simulation {

@@ -31,12 +31,29 @@ pub struct TenantCreated {
 /// Create a tenant (admin token required).
 #[utoipa::path(post, path = "/v1/tenants", request_body = Option<TenantCreate>, tag = "tenants",
     security(("admin_token" = [])), responses((status = 201, body = TenantCreated), (status = 401, body = ErrorBody)))]
-pub async fn create(State(state): State<AppState>, _admin: Admin, body: axum::body::Bytes) -> ApiResult<(StatusCode, Json<TenantCreated>)> {
-    let input: TenantCreate = if body.is_empty() { TenantCreate::default() } else { super::json::parse(&body)? };
+pub async fn create(
+    State(state): State<AppState>,
+    _admin: Admin,
+    body: axum::body::Bytes,
+) -> ApiResult<(StatusCode, Json<TenantCreated>)> {
+    let input: TenantCreate = if body.is_empty() {
+        TenantCreate::default()
+    } else {
+        super::json::parse(&body)?
+    };
     if input.name.len() > 256 {
-        return Err(super::error::ApiError::invalid("name", "at most 256 characters"));
+        return Err(super::error::ApiError::invalid(
+            "name",
+            "at most 256 characters",
+        ));
     }
     let tenant = state.store.create_tenant(&input.name).await?;
     tracing::info!(tenant = %tenant.id, "tenant created");
-    Ok((StatusCode::CREATED, Json(TenantCreated { id: tenant.id, api_key: tenant.api_key })))
+    Ok((
+        StatusCode::CREATED,
+        Json(TenantCreated {
+            id: tenant.id,
+            api_key: tenant.api_key,
+        }),
+    ))
 }

@@ -47,22 +47,43 @@ impl UrlPolicy<'_> {
         if raw.len() > 4096 {
             return Err(FieldError::new(field, "at most 4096 characters"));
         }
-        let url = Url::parse(raw).map_err(|e| FieldError::new(field, format!("not a valid url: {e}")))?;
+        let url =
+            Url::parse(raw).map_err(|e| FieldError::new(field, format!("not a valid url: {e}")))?;
         match url.scheme() {
             "https" => {}
             "http" if !self.https_only => {}
-            "http" => return Err(FieldError::new(field, "only https urls are allowed on this gateway")),
-            other => return Err(FieldError::new(field, format!("scheme `{other}` is not http or https"))),
+            "http" => {
+                return Err(FieldError::new(
+                    field,
+                    "only https urls are allowed on this gateway",
+                ))
+            }
+            other => {
+                return Err(FieldError::new(
+                    field,
+                    format!("scheme `{other}` is not http or https"),
+                ))
+            }
         }
         if !url.username().is_empty() || url.password().is_some() {
-            return Err(FieldError::new(field, "credentials in the url are not allowed; use headers"));
+            return Err(FieldError::new(
+                field,
+                "credentials in the url are not allowed; use headers",
+            ));
         }
-        let blocked = |what: &str| FieldError::new(field, format!("{what} is not a public address"));
+        let blocked =
+            |what: &str| FieldError::new(field, format!("{what} is not a public address"));
         match url.host() {
             None => return Err(FieldError::new(field, "url has no host")),
-            Some(Host::Ipv4(ip)) if !self.addresses.permits(IpAddr::V4(ip)) => return Err(blocked(&ip.to_string())),
-            Some(Host::Ipv6(ip)) if !self.addresses.permits(IpAddr::V6(ip)) => return Err(blocked(&ip.to_string())),
-            Some(Host::Domain(name)) if is_localhost(name) && !self.addresses.permits(Ipv4Addr::LOCALHOST.into()) => {
+            Some(Host::Ipv4(ip)) if !self.addresses.permits(IpAddr::V4(ip)) => {
+                return Err(blocked(&ip.to_string()))
+            }
+            Some(Host::Ipv6(ip)) if !self.addresses.permits(IpAddr::V6(ip)) => {
+                return Err(blocked(&ip.to_string()))
+            }
+            Some(Host::Domain(name))
+                if is_localhost(name) && !self.addresses.permits(Ipv4Addr::LOCALHOST.into()) =>
+            {
                 return Err(blocked(name))
             }
             Some(_) => {}
@@ -107,7 +128,7 @@ fn is_non_public_v4(ip: Ipv4Addr) -> bool {
         || (a == 198 && (18..20).contains(&b)) // benchmarking
         || (a == 198 && b == 51 && c == 100) // TEST-NET-2
         || (a == 203 && b == 0 && c == 113)  // TEST-NET-3
-        || a >= 224                          // multicast, reserved, broadcast
+        || a >= 224 // multicast, reserved, broadcast
 }
 
 fn is_non_public_v6(ip: Ipv6Addr) -> bool {
@@ -120,7 +141,7 @@ fn is_non_public_v6(ip: Ipv6Addr) -> bool {
         return true;
     }
     // NAT64 64:ff9b::/96 and 64:ff9b:1::/48 embed IPv4 in the low 32 bits.
-    if (s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0]) || (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1) {
+    if s[0] == 0x64 && s[1] == 0xff9b && (s[2..6] == [0, 0, 0, 0] || s[2] == 1) {
         return is_non_public_v4(low_v4(s[6], s[7]));
     }
     // 6to4 2002::/16 embeds IPv4 in bits 16..48.
@@ -156,13 +177,32 @@ mod tests {
     #[test]
     fn non_public_ipv4_ranges_are_blocked() {
         for ip in [
-            "0.0.0.0", "127.0.0.1", "127.255.0.1", "10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.1",
-            "169.254.169.254", "100.64.0.1", "100.127.255.255", "192.0.0.8", "198.18.0.1", "198.19.255.255",
-            "224.0.0.1", "240.0.0.1", "255.255.255.255",
+            "0.0.0.0",
+            "127.0.0.1",
+            "127.255.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "100.127.255.255",
+            "192.0.0.8",
+            "198.18.0.1",
+            "198.19.255.255",
+            "224.0.0.1",
+            "240.0.0.1",
+            "255.255.255.255",
         ] {
             assert!(blocked(ip), "{ip} should be blocked");
         }
-        for ip in ["8.8.8.8", "1.1.1.1", "172.32.0.1", "100.128.0.1", "93.184.216.34"] {
+        for ip in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "172.32.0.1",
+            "100.128.0.1",
+            "93.184.216.34",
+        ] {
             assert!(!blocked(ip), "{ip} should be public");
         }
     }
@@ -170,13 +210,28 @@ mod tests {
     #[test]
     fn ipv6_forms_of_blocked_ipv4_are_blocked() {
         for ip in [
-            "::", "::1", "fe80::1", "fc00::1", "fd12:3456::1", "::ffff:127.0.0.1", "::127.0.0.1", "::ffff:10.0.0.1",
-            "2002:7f00:1::", "2002:a9fe:a9fe::1", "64:ff9b::7f00:1", "64:ff9b::a9fe:a9fe", "2001:0:4136:e378:8000:63bf:80ff:fffe",
+            "::",
+            "::1",
+            "fe80::1",
+            "fc00::1",
+            "fd12:3456::1",
+            "::ffff:127.0.0.1",
+            "::127.0.0.1",
+            "::ffff:10.0.0.1",
+            "2002:7f00:1::",
+            "2002:a9fe:a9fe::1",
+            "64:ff9b::7f00:1",
+            "64:ff9b::a9fe:a9fe",
+            "2001:0:4136:e378:8000:63bf:80ff:fffe",
             "ff02::1",
         ] {
             assert!(blocked(ip), "{ip} should be blocked");
         }
-        for ip in ["2606:4700:4700::1111", "2002:808:808::1", "64:ff9b::808:808"] {
+        for ip in [
+            "2606:4700:4700::1111",
+            "2002:808:808::1",
+            "64:ff9b::808:808",
+        ] {
             assert!(!blocked(ip), "{ip} should be public");
         }
     }
@@ -193,10 +248,20 @@ mod tests {
     #[test]
     fn url_literals_in_every_spelling_are_checked() {
         let policy = AddressPolicy::default();
-        let urls = UrlPolicy { addresses: &policy, https_only: false };
+        let urls = UrlPolicy {
+            addresses: &policy,
+            https_only: false,
+        };
         for raw in [
-            "http://0.0.0.0/", "http://[::]/", "http://[::ffff:127.0.0.1]/", "http://localhost:8080/", "http://127.1/",
-            "http://2130706433/", "http://0x7f.1/", "http://user@127.0.0.1/", "http://169.254.169.254/latest",
+            "http://0.0.0.0/",
+            "http://[::]/",
+            "http://[::ffff:127.0.0.1]/",
+            "http://localhost:8080/",
+            "http://127.1/",
+            "http://2130706433/",
+            "http://0x7f.1/",
+            "http://user@127.0.0.1/",
+            "http://169.254.169.254/latest",
         ] {
             assert!(urls.check("url", raw).is_err(), "{raw} should be refused");
         }
@@ -206,8 +271,14 @@ mod tests {
     #[test]
     fn https_only_refuses_plain_http() {
         let policy = AddressPolicy::default();
-        let urls = UrlPolicy { addresses: &policy, https_only: true };
-        assert_eq!(urls.check("url", "http://example.com").unwrap_err().field, "url");
+        let urls = UrlPolicy {
+            addresses: &policy,
+            https_only: true,
+        };
+        assert_eq!(
+            urls.check("url", "http://example.com").unwrap_err().field,
+            "url"
+        );
         assert!(urls.check("url", "https://example.com").is_ok());
     }
 }

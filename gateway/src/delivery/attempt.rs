@@ -65,7 +65,12 @@ impl AttemptReport {
 }
 
 /// Runs plugins, signs, sends. `msg_id` is the delivery's `webhook-id`.
-pub async fn attempt(ctx: &DeliveryContext, endpoint: &Endpoint, event: &PluginEvent, msg_id: &str) -> AttemptReport {
+pub async fn attempt(
+    ctx: &DeliveryContext,
+    endpoint: &Endpoint,
+    event: &PluginEvent,
+    msg_id: &str,
+) -> AttemptReport {
     let started_ms = now_ms();
     let span = info_span!("attempt", msg = %msg_id, event = %event.id, endpoint = %endpoint.id);
     async {
@@ -173,9 +178,19 @@ async fn run_chain(
 }
 
 fn to_plugin(request: Outgoing) -> PluginRequest {
-    PluginRequest { method: request.method, url: request.url, headers: request.headers, body: request.body.to_vec() }
+    PluginRequest {
+        method: request.method,
+        url: request.url,
+        headers: request.headers,
+        body: request.body.to_vec(),
+    }
 }
 
 fn from_plugin(request: PluginRequest) -> Outgoing {
-    Outgoing { method: request.method, url: request.url, headers: request.headers, body: Bytes::from(request.body) }
+    Outgoing {
+        method: request.method,
+        url: request.url,
+        headers: request.headers,
+        body: Bytes::from(request.body),
+    }
 }

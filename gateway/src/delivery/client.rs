@@ -94,8 +94,12 @@ impl Resolve for GuardedResolver {
         let policy = self.policy.clone();
         Box::pin(async move {
             let host = name.as_str().to_string();
-            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let allowed: Vec<SocketAddr> = found.into_iter().filter(|a| policy.permits(a.ip())).collect();
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let allowed: Vec<SocketAddr> = found
+                .into_iter()
+                .filter(|a| policy.permits(a.ip()))
+                .collect();
             if allowed.is_empty() {
                 return Err(Box::new(BlockedName(host)) as Box<dyn StdError + Send + Sync>);
             }
@@ -117,7 +121,9 @@ impl DeliveryClient {
         let http = reqwest::Client::builder()
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
-            .dns_resolver(Arc::new(GuardedResolver { policy: policy.clone() }))
+            .dns_resolver(Arc::new(GuardedResolver {
+                policy: policy.clone(),
+            }))
             .user_agent(concat!("webhook-gateway/", env!("CARGO_PKG_VERSION")))
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(60))
@@ -165,11 +171,17 @@ impl DeliveryClient {
                     Ok(None) | Err(_) => break,
                 }
             }
-            Ok(Answer { status, retry_after_ms, excerpt: String::from_utf8_lossy(&excerpt).into_owned() })
+            Ok(Answer {
+                status,
+                retry_after_ms,
+                excerpt: String::from_utf8_lossy(&excerpt).into_owned(),
+            })
         };
         match tokio::time::timeout(timeout, attempt).await {
             Ok(result) => result,
-            Err(_) => Err(SendError::Timeout(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX))),
+            Err(_) => Err(SendError::Timeout(
+                u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            )),
         }
     }
 

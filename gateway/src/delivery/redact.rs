@@ -18,20 +18,38 @@ pub const MASK: &str = "********";
 pub const MAX_STORED_BODY: usize = 64 * 1024;
 
 /// Keys under `auth` that name things rather than hold secrets.
-const AUTH_PUBLIC_KEYS: &[&str] = &["type", "in", "key", "name", "header", "username", "placement", "param"];
+const AUTH_PUBLIC_KEYS: &[&str] = &[
+    "type",
+    "in",
+    "key",
+    "name",
+    "header",
+    "username",
+    "placement",
+    "param",
+];
 
 fn is_secret_key(key: &str) -> bool {
     let key = key.to_ascii_lowercase().replace(['-', '_'], "");
-    ["password", "secret", "token", "apikey", "credential", "privatekey"]
-        .iter()
-        .any(|s| key.contains(s))
+    [
+        "password",
+        "secret",
+        "token",
+        "apikey",
+        "credential",
+        "privatekey",
+    ]
+    .iter()
+    .any(|s| key.contains(s))
 }
 
 /// Headers whose values are masked whatever they contain.
 pub fn is_sensitive_header(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
-    matches!(name.as_str(), "authorization" | "proxy-authorization" | "cookie" | "set-cookie")
-        || is_secret_key(&name)
+    matches!(
+        name.as_str(),
+        "authorization" | "proxy-authorization" | "cookie" | "set-cookie"
+    ) || is_secret_key(&name)
         || name.ends_with("-key")
 }
 
@@ -112,7 +130,11 @@ pub fn sent_request(request: &Outgoing, secrets: &[String]) -> SentRequest {
         .headers
         .iter()
         .map(|(name, value)| {
-            let value = if is_sensitive_header(name) { MASK.to_string() } else { scrub(value, secrets) };
+            let value = if is_sensitive_header(name) {
+                MASK.to_string()
+            } else {
+                scrub(value, secrets)
+            };
             (name.clone(), value)
         })
         .collect();
@@ -140,7 +162,10 @@ mod tests {
         });
         let mut secrets = config_secrets(&config);
         secrets.sort();
-        assert_eq!(secrets, vec!["sk_live_123".to_string(), "t0ken-value".to_string()]);
+        assert_eq!(
+            secrets,
+            vec!["sk_live_123".to_string(), "t0ken-value".to_string()]
+        );
         let masked = mask_config(&config);
         assert_eq!(masked["auth"]["value"], MASK);
         assert_eq!(masked["auth"]["key"], "X-Api-Key");

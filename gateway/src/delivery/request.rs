@@ -27,18 +27,33 @@ pub fn base_request(endpoint: &Endpoint, payload: &str) -> Outgoing {
 
 /// Adds the signature headers over the final body. `secrets` are the endpoint's valid
 /// secrets, current first; `timestamp` is the attempt's Unix time in seconds.
-pub fn sign(request: &mut Outgoing, style: &SignatureStyle, secrets: &[&str], msg_id: &str, timestamp: i64) {
+pub fn sign(
+    request: &mut Outgoing,
+    style: &SignatureStyle,
+    secrets: &[&str],
+    msg_id: &str,
+    timestamp: i64,
+) {
     request.headers.retain(|(name, _)| {
         let name = name.to_ascii_lowercase();
         !name.starts_with("webhook-")
             && !matches!(style, SignatureStyle::HmacSha256Hex { header } if header.eq_ignore_ascii_case(&name))
     });
     let signature = signing::standard_header(secrets, msg_id, timestamp, &request.body);
-    request.headers.push(("webhook-id".into(), msg_id.to_string()));
-    request.headers.push(("webhook-timestamp".into(), timestamp.to_string()));
-    request.headers.push(("webhook-signature".into(), signature));
+    request
+        .headers
+        .push(("webhook-id".into(), msg_id.to_string()));
+    request
+        .headers
+        .push(("webhook-timestamp".into(), timestamp.to_string()));
+    request
+        .headers
+        .push(("webhook-signature".into(), signature));
     if let SignatureStyle::HmacSha256Hex { header } = style {
-        if let Some(hex) = secrets.first().and_then(|s| signing::hex_signature(s, &request.body)) {
+        if let Some(hex) = secrets
+            .first()
+            .and_then(|s| signing::hex_signature(s, &request.body))
+        {
             request.headers.push((header.clone(), hex));
         }
     }
@@ -72,7 +87,10 @@ mod tests {
     }
 
     fn header<'a>(r: &'a Outgoing, name: &str) -> Option<&'a str> {
-        r.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        r.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     #[test]
@@ -87,22 +105,54 @@ mod tests {
 
     #[test]
     fn get_sends_no_body() {
-        let r = base_request(&endpoint(HttpMethod::Get, SignatureStyle::Standard), r#"{"a":1}"#);
+        let r = base_request(
+            &endpoint(HttpMethod::Get, SignatureStyle::Standard),
+            r#"{"a":1}"#,
+        );
         assert!(r.body.is_empty());
         assert_eq!(header(&r, "content-type"), None);
     }
 
     #[test]
     fn signing_matches_the_spec_vector_and_adds_hex_when_asked() {
-        let ep = endpoint(HttpMethod::Post, SignatureStyle::HmacSha256Hex { header: "x-gallabox-signature".into() });
+        let ep = endpoint(
+            HttpMethod::Post,
+            SignatureStyle::HmacSha256Hex {
+                header: "x-gallabox-signature".into(),
+            },
+        );
         let mut r = base_request(&ep, r#"{"test": 2432232314}"#);
-        sign(&mut r, &ep.signature, &[ep.secret.as_str()], "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330);
-        assert_eq!(header(&r, "webhook-signature"), Some("v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="));
-        assert_eq!(header(&r, "webhook-id"), Some("msg_p5jXN8AQM9LWM0D4loKWxJek"));
+        sign(
+            &mut r,
+            &ep.signature,
+            &[ep.secret.as_str()],
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1614265330,
+        );
+        assert_eq!(
+            header(&r, "webhook-signature"),
+            Some("v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")
+        );
+        assert_eq!(
+            header(&r, "webhook-id"),
+            Some("msg_p5jXN8AQM9LWM0D4loKWxJek")
+        );
         let hex = signing::hex_signature(&ep.secret, br#"{"test": 2432232314}"#);
         assert_eq!(header(&r, "x-gallabox-signature"), hex.as_deref());
         // signing twice (a retry) replaces, never duplicates
-        sign(&mut r, &ep.signature, &[ep.secret.as_str()], "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265331);
-        assert_eq!(r.headers.iter().filter(|(n, _)| n == "webhook-signature").count(), 1);
+        sign(
+            &mut r,
+            &ep.signature,
+            &[ep.secret.as_str()],
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1614265331,
+        );
+        assert_eq!(
+            r.headers
+                .iter()
+                .filter(|(n, _)| n == "webhook-signature")
+                .count(),
+            1
+        );
     }
 }

@@ -41,7 +41,10 @@ impl RetryPolicy {
     /// Checks the ranges, naming the field.
     pub fn validate(&self) -> Result<(), FieldError> {
         if !(1..=30).contains(&self.max_attempts) {
-            return Err(FieldError::new("retry.max_attempts", "must be between 1 and 30"));
+            return Err(FieldError::new(
+                "retry.max_attempts",
+                "must be between 1 and 30",
+            ));
         }
         if !(10..=self.max_delay_ms).contains(&self.initial_delay_ms) {
             return Err(FieldError::new(
@@ -50,10 +53,16 @@ impl RetryPolicy {
             ));
         }
         if !(1..=100).contains(&self.multiplier) {
-            return Err(FieldError::new("retry.multiplier", "must be between 1 and 100"));
+            return Err(FieldError::new(
+                "retry.multiplier",
+                "must be between 1 and 100",
+            ));
         }
         if self.max_delay_ms > 7 * 24 * 3600 * 1000 {
-            return Err(FieldError::new("retry.max_delay_ms", "must be at most 7 days"));
+            return Err(FieldError::new(
+                "retry.max_delay_ms",
+                "must be at most 7 days",
+            ));
         }
         Ok(())
     }
@@ -103,7 +112,12 @@ pub enum NextStep {
 }
 
 /// Decides the next step after attempt number `attempt` (1-based) ended with `result`.
-pub fn next_step(policy: &RetryPolicy, attempt: u32, result: AttemptResult, jitter: f64) -> NextStep {
+pub fn next_step(
+    policy: &RetryPolicy,
+    attempt: u32,
+    result: AttemptResult,
+    jitter: f64,
+) -> NextStep {
     if result == AttemptResult::Success {
         return NextStep::Delivered;
     }
@@ -122,7 +136,11 @@ pub fn next_step(policy: &RetryPolicy, attempt: u32, result: AttemptResult, jitt
 
 /// Parses a `Retry-After` value given in seconds (HTTP dates are not honoured).
 pub fn parse_retry_after(value: &str) -> Option<u64> {
-    value.trim().parse::<u64>().ok().map(|s| s.saturating_mul(1000))
+    value
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(|s| s.saturating_mul(1000))
 }
 
 #[cfg(test)]
@@ -135,13 +153,24 @@ mod tests {
         let delays: Vec<u64> = (1..=7).map(|n| p.base_delay_ms(n)).collect();
         assert_eq!(
             delays,
-            vec![10_000, 100_000, 1_000_000, 10_000_000, 100_000_000, 100_000_000, 100_000_000]
+            vec![
+                10_000,
+                100_000,
+                1_000_000,
+                10_000_000,
+                100_000_000,
+                100_000_000,
+                100_000_000
+            ]
         );
     }
 
     #[test]
     fn huge_exponents_saturate_at_the_cap() {
-        let p = RetryPolicy { max_attempts: 30, ..RetryPolicy::default() };
+        let p = RetryPolicy {
+            max_attempts: 30,
+            ..RetryPolicy::default()
+        };
         assert_eq!(p.base_delay_ms(30), p.max_delay_ms);
     }
 
@@ -156,31 +185,66 @@ mod tests {
 
     #[test]
     fn outcome_classification() {
-        let p = RetryPolicy { max_attempts: 3, ..RetryPolicy::default() };
-        assert_eq!(next_step(&p, 1, AttemptResult::Success, 0.5), NextStep::Delivered);
-        assert_eq!(next_step(&p, 1, AttemptResult::NoAnswer, 0.5), NextStep::RetryIn(10_000));
+        let p = RetryPolicy {
+            max_attempts: 3,
+            ..RetryPolicy::default()
+        };
         assert_eq!(
-            next_step(&p, 2, AttemptResult::Status { code: 500, retry_after_ms: None }, 0.5),
+            next_step(&p, 1, AttemptResult::Success, 0.5),
+            NextStep::Delivered
+        );
+        assert_eq!(
+            next_step(&p, 1, AttemptResult::NoAnswer, 0.5),
+            NextStep::RetryIn(10_000)
+        );
+        assert_eq!(
+            next_step(
+                &p,
+                2,
+                AttemptResult::Status {
+                    code: 500,
+                    retry_after_ms: None
+                },
+                0.5
+            ),
             NextStep::RetryIn(100_000)
         );
-        assert_eq!(next_step(&p, 3, AttemptResult::NoAnswer, 0.5), NextStep::GiveUp);
+        assert_eq!(
+            next_step(&p, 3, AttemptResult::NoAnswer, 0.5),
+            NextStep::GiveUp
+        );
     }
 
     #[test]
     fn retry_after_is_honoured_within_bounds() {
         let p = RetryPolicy::default();
-        let asked = |ms| AttemptResult::Status { code: 429, retry_after_ms: Some(ms) };
-        assert_eq!(next_step(&p, 1, asked(60_000), 0.5), NextStep::RetryIn(60_000));
+        let asked = |ms| AttemptResult::Status {
+            code: 429,
+            retry_after_ms: Some(ms),
+        };
+        assert_eq!(
+            next_step(&p, 1, asked(60_000), 0.5),
+            NextStep::RetryIn(60_000)
+        );
         // never sooner than the schedule, never later than the bound
-        assert_eq!(next_step(&p, 1, asked(1_000), 0.5), NextStep::RetryIn(10_000));
-        assert_eq!(next_step(&p, 1, asked(u64::MAX), 0.5), NextStep::RetryIn(MAX_RETRY_AFTER_MS));
+        assert_eq!(
+            next_step(&p, 1, asked(1_000), 0.5),
+            NextStep::RetryIn(10_000)
+        );
+        assert_eq!(
+            next_step(&p, 1, asked(u64::MAX), 0.5),
+            NextStep::RetryIn(MAX_RETRY_AFTER_MS)
+        );
         assert_eq!(parse_retry_after(" 120 "), Some(120_000));
         assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
     }
 
     #[test]
     fn validation_names_fields() {
-        let bad = RetryPolicy { multiplier: 0, ..RetryPolicy::default() };
+        let bad = RetryPolicy {
+            multiplier: 0,
+            ..RetryPolicy::default()
+        };
         assert_eq!(bad.validate().unwrap_err().field, "retry.multiplier");
         assert!(RetryPolicy::default().validate().is_ok());
     }

@@ -82,7 +82,12 @@ mod tests {
     #[test]
     fn reproduces_the_standard_webhooks_vector() {
         let key = decode_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
-        let sig = standard_signature(&key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, br#"{"test": 2432232314}"#);
+        let sig = standard_signature(
+            &key,
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1614265330,
+            br#"{"test": 2432232314}"#,
+        );
         assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
     }
 
@@ -93,8 +98,14 @@ mod tests {
         let header = standard_header(&[&a, &b], "msg_1", 1, b"{}");
         let parts: Vec<&str> = header.split(' ').collect();
         assert_eq!(parts.len(), 2);
-        assert_eq!(parts[0], standard_signature(&decode_secret(&a).unwrap(), "msg_1", 1, b"{}"));
-        assert_eq!(parts[1], standard_signature(&decode_secret(&b).unwrap(), "msg_1", 1, b"{}"));
+        assert_eq!(
+            parts[0],
+            standard_signature(&decode_secret(&a).unwrap(), "msg_1", 1, b"{}")
+        );
+        assert_eq!(
+            parts[1],
+            standard_signature(&decode_secret(&b).unwrap(), "msg_1", 1, b"{}")
+        );
     }
 
     #[test]

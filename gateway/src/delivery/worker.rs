@@ -57,7 +57,14 @@ impl Worker {
     /// A worker pool over the given parts.
     pub fn new(store: Store, queue: Queue, ctx: DeliveryContext, settings: WorkerSettings) -> Self {
         let slots = Arc::new(Semaphore::new(settings.concurrency));
-        Self { store, queue, ctx, slots, settings, in_flight: Arc::default() }
+        Self {
+            store,
+            queue,
+            ctx,
+            slots,
+            settings,
+            in_flight: Arc::default(),
+        }
     }
 
     /// Runs until `shutdown` is cancelled, then drains in-flight deliveries (bounded).
@@ -65,7 +72,10 @@ impl Worker {
         let mut loops = JoinSet::new();
         let tasks = Arc::new(tokio::sync::Mutex::new(JoinSet::new()));
         for shard in 0..self.queue.keys().shards() {
-            loops.spawn(self.clone().read_loop(shard, shutdown.clone(), tasks.clone()));
+            loops.spawn(
+                self.clone()
+                    .read_loop(shard, shutdown.clone(), tasks.clone()),
+            );
         }
         loops.spawn(self.clone().maintenance_loop(shutdown.clone()));
         while loops.join_next().await.is_some() {}
@@ -76,12 +86,22 @@ impl Worker {
         .await;
         match drained {
             Ok(()) => info!("workers stopped; in-flight deliveries finished"),
-            Err(_) => warn!("workers stopped; unfinished deliveries stay leased and will be retried"),
+            Err(_) => {
+                warn!("workers stopped; unfinished deliveries stay leased and will be retried")
+            }
         }
     }
 
-    async fn read_loop(self, shard: u16, shutdown: CancellationToken, tasks: Arc<tokio::sync::Mutex<JoinSet<()>>>) {
-        let mut conn = match self.store.dedicated_conn(READ_BLOCK + Duration::from_secs(5)) {
+    async fn read_loop(
+        self,
+        shard: u16,
+        shutdown: CancellationToken,
+        tasks: Arc<tokio::sync::Mutex<JoinSet<()>>>,
+    ) {
+        let mut conn = match self
+            .store
+            .dedicated_conn(READ_BLOCK + Duration::from_secs(5))
+        {
             Ok(conn) => conn,
             Err(e) => {
                 warn!(shard, error = %e, "cannot open a reader connection; using the shared one");
@@ -109,7 +129,11 @@ impl Worker {
                 let reclaimed = self.queue.reclaim(shard, permits.len()).await;
                 if let Ok(jobs) = &reclaimed {
                     if !jobs.is_empty() {
-                        info!(shard, count = jobs.len(), "took over jobs whose lease expired");
+                        info!(
+                            shard,
+                            count = jobs.len(),
+                            "took over jobs whose lease expired"
+                        );
                     }
                 }
                 reclaimed
@@ -140,7 +164,12 @@ impl Worker {
         }
     }
 
-    async fn spawn_jobs(&self, jobs: Vec<Job>, mut permits: Vec<OwnedSemaphorePermit>, tasks: &tokio::sync::Mutex<JoinSet<()>>) {
+    async fn spawn_jobs(
+        &self,
+        jobs: Vec<Job>,
+        mut permits: Vec<OwnedSemaphorePermit>,
+        tasks: &tokio::sync::Mutex<JoinSet<()>>,
+    ) {
         let mut tasks = tasks.lock().await;
         while tasks.try_join_next().is_some() {}
         for job in jobs {
@@ -190,7 +219,11 @@ impl Worker {
             Err(_) => return,
         };
         for shard in 0..self.queue.keys().shards() {
-            let entries: Vec<String> = running.iter().filter(|(s, _)| *s == shard).map(|(_, e)| e.clone()).collect();
+            let entries: Vec<String> = running
+                .iter()
+                .filter(|(s, _)| *s == shard)
+                .map(|(_, e)| e.clone())
+                .collect();
             if let Err(e) = self.queue.renew(shard, &entries).await {
                 warn!(shard, error = %e, "renewing leases failed");
             }
@@ -211,7 +244,10 @@ impl Worker {
         if input.status != "pending" {
             return self.queue.discard(job.shard, &job.entry).await;
         }
-        let endpoints = self.store.endpoints_at(&job.tenant, input.endpoints_version).await?;
+        let endpoints = self
+            .store
+            .endpoints_at(&job.tenant, input.endpoints_version)
+            .await?;
         let Some(endpoint) = endpoints.get(&input.endpoint_id) else {
             let done = Completion {
                 status: "failed",
@@ -231,7 +267,10 @@ impl Worker {
         let attempt_no = input.attempts + 1;
         let policy = if input.manual {
             // A manual retry gets exactly one attempt.
-            super::retry::RetryPolicy { max_attempts: attempt_no, ..endpoint.retry }
+            super::retry::RetryPolicy {
+                max_attempts: attempt_no,
+                ..endpoint.retry
+            }
         } else {
             endpoint.retry
         };
@@ -246,7 +285,11 @@ impl Worker {
 }
 
 /// What to record for an attempt report (pure apart from the jitter draw).
-fn completion(report: &AttemptReport, attempt_no: u32, policy: &super::retry::RetryPolicy) -> StoreResult<Completion> {
+fn completion(
+    report: &AttemptReport,
+    attempt_no: u32,
+    policy: &super::retry::RetryPolicy,
+) -> StoreResult<Completion> {
     let attempt = match &report.attempt {
         Some(a) => Some(serde_json::to_string(a)?),
         None => None,
@@ -257,14 +300,49 @@ fn completion(report: &AttemptReport, attempt_no: u32, policy: &super::retry::Re
     };
     let last_error = report.last_error();
     let done = match &report.verdict {
-        Verdict::Dropped(_) => Completion { status: "dropped", attempts: attempt_no - 1, retry_at_ms: None, attempt, request, last_error },
-        Verdict::PluginFailed { .. } => Completion { status: "failed", attempts: attempt_no, retry_at_ms: None, attempt, request, last_error },
+        Verdict::Dropped(_) => Completion {
+            status: "dropped",
+            attempts: attempt_no - 1,
+            retry_at_ms: None,
+            attempt,
+            request,
+            last_error,
+        },
+        Verdict::PluginFailed { .. } => Completion {
+            status: "failed",
+            attempts: attempt_no,
+            retry_at_ms: None,
+            attempt,
+            request,
+            last_error,
+        },
         Verdict::Sent(result) => {
             let jitter: f64 = rand::rng().random();
             match next_step(policy, attempt_no, *result, jitter) {
-                NextStep::Delivered => Completion { status: "delivered", attempts: attempt_no, retry_at_ms: None, attempt, request, last_error: None },
-                NextStep::RetryIn(ms) => Completion { status: "pending", attempts: attempt_no, retry_at_ms: Some(now_ms() + ms), attempt, request, last_error },
-                NextStep::GiveUp => Completion { status: "failed", attempts: attempt_no, retry_at_ms: None, attempt, request, last_error },
+                NextStep::Delivered => Completion {
+                    status: "delivered",
+                    attempts: attempt_no,
+                    retry_at_ms: None,
+                    attempt,
+                    request,
+                    last_error: None,
+                },
+                NextStep::RetryIn(ms) => Completion {
+                    status: "pending",
+                    attempts: attempt_no,
+                    retry_at_ms: Some(now_ms() + ms),
+                    attempt,
+                    request,
+                    last_error,
+                },
+                NextStep::GiveUp => Completion {
+                    status: "failed",
+                    attempts: attempt_no,
+                    retry_at_ms: None,
+                    attempt,
+                    request,
+                    last_error,
+                },
             }
         }
     };

@@ -336,7 +336,10 @@ fn check_event_types(types: &[String]) -> Result<(), FieldError> {
         let field = format!("event_types[{i}]");
         check_name(&field, pattern, 256)?;
         if pattern.find('*').is_some_and(|at| at != pattern.len() - 1) {
-            return Err(FieldError::new(field, "`*` is only allowed at the end, as a prefix wildcard"));
+            return Err(FieldError::new(
+                field,
+                "`*` is only allowed at the end, as a prefix wildcard",
+            ));
         }
     }
     Ok(())
@@ -354,7 +357,10 @@ fn check_channels(channels: &[String]) -> Result<(), FieldError> {
 
 fn check_headers(headers: &BTreeMap<String, String>) -> Result<(), FieldError> {
     if headers.len() > MAX_HEADERS {
-        return Err(FieldError::new("headers", format!("at most {MAX_HEADERS} headers")));
+        return Err(FieldError::new(
+            "headers",
+            format!("at most {MAX_HEADERS} headers"),
+        ));
     }
     for (name, value) in headers {
         check_header(&format!("headers.{name}"), name, value)?;
@@ -371,19 +377,28 @@ fn check_signature(signature: &SignatureStyle) -> Result<(), FieldError> {
 
 fn check_timeout(timeout_ms: u64) -> Result<(), FieldError> {
     if !(100..=MAX_TIMEOUT_MS).contains(&timeout_ms) {
-        return Err(FieldError::new("timeout_ms", format!("must be between 100 and {MAX_TIMEOUT_MS}")));
+        return Err(FieldError::new(
+            "timeout_ms",
+            format!("must be between 100 and {MAX_TIMEOUT_MS}"),
+        ));
     }
     Ok(())
 }
 
 fn check_plugin_refs(plugins: &[PluginRef]) -> Result<(), FieldError> {
     if plugins.len() > MAX_PLUGINS {
-        return Err(FieldError::new("plugins", format!("at most {MAX_PLUGINS} plugins")));
+        return Err(FieldError::new(
+            "plugins",
+            format!("at most {MAX_PLUGINS} plugins"),
+        ));
     }
     for (i, plugin) in plugins.iter().enumerate() {
         check_name(&format!("plugins[{i}].plugin"), &plugin.plugin, 64)?;
         if !plugin.config.is_object() {
-            return Err(FieldError::new(format!("plugins[{i}].config"), "must be a JSON object"));
+            return Err(FieldError::new(
+                format!("plugins[{i}].config"),
+                "must be a JSON object",
+            ));
         }
     }
     Ok(())
@@ -416,21 +431,41 @@ mod tests {
         }));
         assert_eq!(
             ep.signature,
-            SignatureStyle::HmacSha256Hex { header: "x-gallabox-signature".into() }
+            SignatureStyle::HmacSha256Hex {
+                header: "x-gallabox-signature".into()
+            }
         );
     }
 
     #[test]
     fn validation_names_the_field() {
         let policy = AddressPolicy::new(vec![]);
-        let urls = UrlPolicy { addresses: &policy, https_only: false };
+        let urls = UrlPolicy {
+            addresses: &policy,
+            https_only: false,
+        };
         let cases = [
             (serde_json::json!({"url": "ftp://example.com"}), "url"),
-            (serde_json::json!({"url": "https://example.com", "event_types": ["Mess*age"]}), "event_types[0]"),
-            (serde_json::json!({"url": "https://example.com", "timeout_ms": 60000}), "timeout_ms"),
-            (serde_json::json!({"url": "https://example.com", "secret": "nope"}), "secret"),
-            (serde_json::json!({"url": "https://example.com", "headers": {"Host": "x"}}), "headers.Host"),
-            (serde_json::json!({"url": "https://example.com", "retry": {"max_attempts": 0}}), "retry.max_attempts"),
+            (
+                serde_json::json!({"url": "https://example.com", "event_types": ["Mess*age"]}),
+                "event_types[0]",
+            ),
+            (
+                serde_json::json!({"url": "https://example.com", "timeout_ms": 60000}),
+                "timeout_ms",
+            ),
+            (
+                serde_json::json!({"url": "https://example.com", "secret": "nope"}),
+                "secret",
+            ),
+            (
+                serde_json::json!({"url": "https://example.com", "headers": {"Host": "x"}}),
+                "headers.Host",
+            ),
+            (
+                serde_json::json!({"url": "https://example.com", "retry": {"max_attempts": 0}}),
+                "retry.max_attempts",
+            ),
         ];
         for (json, field) in cases {
             let err = create(json.clone()).validate(&urls).unwrap_err();
@@ -449,7 +484,10 @@ mod tests {
             channels: vec![],
             headers: BTreeMap::new(),
             secret: "whsec_new".into(),
-            retired_secrets: vec![RetiredSecret { secret: "whsec_old".into(), expires_at_ms: 1_000 }],
+            retired_secrets: vec![RetiredSecret {
+                secret: "whsec_old".into(),
+                expires_at_ms: 1_000,
+            }],
             signature: SignatureStyle::Standard,
             retry: RetryPolicy::default(),
             timeout_ms: 3000,

@@ -31,14 +31,20 @@ impl EventCreate {
     pub fn validate(&self, prefix: &str) -> Result<(), FieldError> {
         check_name(&format!("{prefix}type"), &self.event_type, 256)?;
         if !self.payload.is_object() {
-            return Err(FieldError::new(format!("{prefix}payload"), "must be a JSON object"));
+            return Err(FieldError::new(
+                format!("{prefix}payload"),
+                "must be a JSON object",
+            ));
         }
         if let Some(channel) = &self.channel {
             check_name(&format!("{prefix}channel"), channel, 128)?;
         }
         if let Some(endpoint) = &self.endpoint_id {
             if !ids::is_valid(IdKind::Endpoint, endpoint) {
-                return Err(FieldError::new(format!("{prefix}endpoint_id"), "not an endpoint id"));
+                return Err(FieldError::new(
+                    format!("{prefix}endpoint_id"),
+                    "not an endpoint id",
+                ));
             }
         }
         Ok(())
@@ -101,16 +107,24 @@ mod tests {
 
     #[test]
     fn payload_must_be_an_object() {
-        let err = event(json!({"type": "Contact.created", "payload": [1]})).validate("").unwrap_err();
+        let err = event(json!({"type": "Contact.created", "payload": [1]}))
+            .validate("")
+            .unwrap_err();
         assert_eq!(err.field, "payload");
-        assert!(event(json!({"type": "Contact.created", "payload": {}})).validate("").is_ok());
+        assert!(event(json!({"type": "Contact.created", "payload": {}}))
+            .validate("")
+            .is_ok());
     }
 
     #[test]
     fn batch_items_are_named_by_index() {
-        let err = event(json!({"type": "", "payload": {}})).validate("events[3].").unwrap_err();
+        let err = event(json!({"type": "", "payload": {}}))
+            .validate("events[3].")
+            .unwrap_err();
         assert_eq!(err.field, "events[3].type");
-        let err = event(json!({"type": "a", "payload": {}, "endpoint_id": "nope"})).validate("").unwrap_err();
+        let err = event(json!({"type": "a", "payload": {}, "endpoint_id": "nope"}))
+            .validate("")
+            .unwrap_err();
         assert_eq!(err.field, "endpoint_id");
     }
 }

@@ -136,9 +136,17 @@ mod tests {
 
     #[test]
     fn statuses_round_trip() {
-        for s in [LogStatus::Pending, LogStatus::Delivered, LogStatus::Failed, LogStatus::Dropped] {
+        for s in [
+            LogStatus::Pending,
+            LogStatus::Delivered,
+            LogStatus::Failed,
+            LogStatus::Dropped,
+        ] {
             assert_eq!(s.as_str().parse::<LogStatus>(), Ok(s));
-            assert_eq!(serde_json::to_value(s).unwrap(), serde_json::json!(s.as_str()));
+            assert_eq!(
+                serde_json::to_value(s).unwrap(),
+                serde_json::json!(s.as_str())
+            );
         }
         assert!("nope".parse::<LogStatus>().is_err());
     }

@@ -50,10 +50,16 @@ pub fn is_reserved_header(name: &str) -> bool {
 /// Checks one header name and value for a tenant-supplied header.
 pub fn check_header(field: &str, name: &str, value: &str) -> Result<(), FieldError> {
     if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-        return Err(FieldError::new(field, format!("`{name}` is not a valid header name")));
+        return Err(FieldError::new(
+            field,
+            format!("`{name}` is not a valid header name"),
+        ));
     }
     if is_reserved_header(name) {
-        return Err(FieldError::new(field, format!("`{name}` is set by the gateway and cannot be overridden")));
+        return Err(FieldError::new(
+            field,
+            format!("`{name}` is set by the gateway and cannot be overridden"),
+        ));
     }
     if value.len() > 8 * 1024 || http::HeaderValue::from_str(value).is_err() {
         return Err(FieldError::new(
@@ -67,10 +73,16 @@ pub fn check_header(field: &str, name: &str, value: &str) -> Result<(), FieldErr
 /// Checks that `value` is a short, printable name (event type, channel, plugin name).
 pub fn check_name(field: &str, value: &str, max: usize) -> Result<(), FieldError> {
     if value.is_empty() || value.len() > max {
-        return Err(FieldError::new(field, format!("must be 1 to {max} characters")));
+        return Err(FieldError::new(
+            field,
+            format!("must be 1 to {max} characters"),
+        ));
     }
     if value.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(FieldError::new(field, "must not contain spaces or control characters"));
+        return Err(FieldError::new(
+            field,
+            "must not contain spaces or control characters",
+        ));
     }
     Ok(())
 }

@@ -18,7 +18,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
-use redis::streams::{StreamAutoClaimOptions, StreamAutoClaimReply, StreamReadOptions, StreamReadReply};
+use redis::streams::{
+    StreamAutoClaimOptions, StreamAutoClaimReply, StreamReadOptions, StreamReadReply,
+};
 use redis::AsyncCommands;
 
 use crate::store::{Keys, StoreError, StoreResult};
@@ -70,8 +72,20 @@ pub struct Queue {
 
 impl Queue {
     /// A queue handle; `consumer` names this process in the consumer group.
-    pub fn new(conn: ConnectionManager, keys: Keys, consumer: String, lease_ms: u64, retention_secs: u64) -> Self {
-        Self { conn, keys: Arc::new(keys), consumer, lease_ms, retention_secs }
+    pub fn new(
+        conn: ConnectionManager,
+        keys: Keys,
+        consumer: String,
+        lease_ms: u64,
+        retention_secs: u64,
+    ) -> Self {
+        Self {
+            conn,
+            keys: Arc::new(keys),
+            consumer,
+            lease_ms,
+            retention_secs,
+        }
     }
 
     /// The key layout.
@@ -84,8 +98,9 @@ impl Queue {
     pub async fn ensure_groups(&self) -> StoreResult<()> {
         let mut conn = self.conn.clone();
         for shard in 0..self.keys.shards() {
-            let created: Result<(), redis::RedisError> =
-                conn.xgroup_create_mkstream(self.keys.jobs(shard), GROUP, "0").await;
+            let created: Result<(), redis::RedisError> = conn
+                .xgroup_create_mkstream(self.keys.jobs(shard), GROUP, "0")
+                .await;
             match created {
                 Ok(()) => {}
                 Err(e) if e.code() == Some("BUSYGROUP") => {}
@@ -97,12 +112,20 @@ impl Queue {
 
     /// Leases up to `count` new jobs of a shard, waiting up to `block` for one to arrive.
     /// Use a connection of its own: a blocking read stalls every request multiplexed on it.
-    pub async fn read(&self, conn: &mut ConnectionManager, shard: u16, count: usize, block: Duration) -> StoreResult<Vec<Job>> {
+    pub async fn read(
+        &self,
+        conn: &mut ConnectionManager,
+        shard: u16,
+        count: usize,
+        block: Duration,
+    ) -> StoreResult<Vec<Job>> {
         let options = StreamReadOptions::default()
             .group(GROUP, &self.consumer)
             .count(count)
             .block(usize::try_from(block.as_millis()).unwrap_or(1000));
-        let reply: Option<StreamReadReply> = conn.xread_options(&[self.keys.jobs(shard)], &[">"], &options).await?;
+        let reply: Option<StreamReadReply> = conn
+            .xread_options(&[self.keys.jobs(shard)], &[">"], &options)
+            .await?;
         let mut jobs = Vec::new();
         for stream in reply.map(|r| r.keys).unwrap_or_default() {
             for entry in stream.ids {
@@ -117,7 +140,14 @@ impl Queue {
         let mut conn = self.conn.clone();
         let options = StreamAutoClaimOptions::default().count(count);
         let reply: StreamAutoClaimReply = conn
-            .xautoclaim_options(self.keys.jobs(shard), GROUP, &self.consumer, self.lease_ms, "0-0", options)
+            .xautoclaim_options(
+                self.keys.jobs(shard),
+                GROUP,
+                &self.consumer,
+                self.lease_ms,
+                "0-0",
+                options,
+            )
             .await?;
         let mut jobs = Vec::new();
         for entry in reply.claimed {
@@ -137,7 +167,12 @@ impl Queue {
         }
         let mut conn = self.conn.clone();
         let mut cmd = redis::cmd("XCLAIM");
-        cmd.arg(self.keys.jobs(shard)).arg(GROUP).arg(&self.consumer).arg(0).arg(entries).arg("JUSTID");
+        cmd.arg(self.keys.jobs(shard))
+            .arg(GROUP)
+            .arg(&self.consumer)
+            .arg(0)
+            .arg(entries)
+            .arg("JUSTID");
         let _: redis::Value = cmd.query_async(&mut conn).await?;
         Ok(())
     }
@@ -256,7 +291,11 @@ impl Queue {
     }
 }
 
-fn job_from(shard: u16, entry: &str, map: &std::collections::HashMap<String, redis::Value>) -> Option<Job> {
+fn job_from(
+    shard: u16,
+    entry: &str,
+    map: &std::collections::HashMap<String, redis::Value>,
+) -> Option<Job> {
     let field = |name: &str| -> Option<String> {
         match map.get(name)? {
             redis::Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok(),

@@ -31,7 +31,11 @@ impl Store {
     /// Reads a job's log, event and endpoint version; `None` when the log or event is gone.
     pub async fn load_delivery(&self, job: &Job) -> StoreResult<Option<DeliveryInput>> {
         let mut conn = self.conn();
-        let (log, event, version): (HashMap<String, String>, HashMap<String, String>, Option<u64>) = redis::pipe()
+        let (log, event, version): (
+            HashMap<String, String>,
+            HashMap<String, String>,
+            Option<u64>,
+        ) = redis::pipe()
             .hgetall(self.keys.log(&job.tenant, &job.msg))
             .hgetall(self.keys.event(&job.tenant, &job.event))
             .get(self.keys.endpoints_version(&job.tenant))

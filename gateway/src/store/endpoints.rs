@@ -44,7 +44,9 @@ impl EndpointCache {
     fn put(&self, tenant: &str, set: EndpointSet) {
         if let Ok(mut sets) = self.sets.lock() {
             // Never replace a newer set with an older one read concurrently.
-            let newer = sets.get(tenant).is_some_and(|old| old.version > set.version);
+            let newer = sets
+                .get(tenant)
+                .is_some_and(|old| old.version > set.version);
             if !newer {
                 sets.insert(tenant.to_string(), set);
             }
@@ -105,7 +107,11 @@ impl Store {
         let mut conn = self.conn();
         redis::pipe()
             .atomic()
-            .hset(self.keys.endpoints(tenant), &endpoint.id, serde_json::to_string(endpoint)?)
+            .hset(
+                self.keys.endpoints(tenant),
+                &endpoint.id,
+                serde_json::to_string(endpoint)?,
+            )
             .incr(self.keys.endpoints_version(tenant), 1)
             .query_async::<()>(&mut conn)
             .await?;

@@ -16,7 +16,11 @@ impl Store {
         let mut own: Vec<EventType> = own
             .into_iter()
             .filter(|(name, _)| !event_types::BUILTIN.iter().any(|(b, _)| b == name))
-            .map(|(name, description)| EventType { name, description, builtin: false })
+            .map(|(name, description)| EventType {
+                name,
+                description,
+                builtin: false,
+            })
             .collect();
         own.sort_by(|a, b| a.name.cmp(&b.name));
         all.extend(own);
@@ -24,9 +28,16 @@ impl Store {
     }
 
     /// Adds or redescribes one of the tenant's own event types.
-    pub async fn put_event_type(&self, tenant: &str, name: &str, description: &str) -> StoreResult<()> {
+    pub async fn put_event_type(
+        &self,
+        tenant: &str,
+        name: &str,
+        description: &str,
+    ) -> StoreResult<()> {
         let mut conn = self.conn();
-        let _: () = conn.hset(self.keys.event_types(tenant), name, description).await?;
+        let _: () = conn
+            .hset(self.keys.event_types(tenant), name, description)
+            .await?;
         Ok(())
     }
 }

@@ -67,13 +67,23 @@ fn idempotency_hash(key: &str) -> String {
 
 impl Store {
     /// Stores an event and its deliveries; the returned id is durable once this returns.
-    pub async fn ingest(&self, tenant: &str, event: &EventCreate, idempotency_key: Option<&str>) -> StoreResult<EventAccepted> {
+    pub async fn ingest(
+        &self,
+        tenant: &str,
+        event: &EventCreate,
+        idempotency_key: Option<&str>,
+    ) -> StoreResult<EventAccepted> {
         let event_id = new_id(IdKind::Event);
         let payload = serde_json::to_string(&event.payload)?;
         let created = now_ms();
         let mut set = self.cached_endpoints(tenant).await?;
         for _ in 0..5 {
-            let targets = matching::select(&set.endpoints, &event.event_type, event.channel.as_deref(), event.endpoint_id.as_deref());
+            let targets = matching::select(
+                &set.endpoints,
+                &event.event_type,
+                event.channel.as_deref(),
+                event.endpoint_id.as_deref(),
+            );
             let mut invocation = INGEST.prepare_invoke();
             let idem_key = match idempotency_key {
                 Some(k) => self.keys.idempotency(tenant, &idempotency_hash(k)),
@@ -107,7 +117,12 @@ impl Store {
             let mut conn = self.conn();
             let reply: Vec<String> = invocation.invoke_async(&mut conn).await?;
             match reply.first().map(String::as_str) {
-                Some("ok") => return Ok(EventAccepted { id: event_id, deliveries: targets.len() }),
+                Some("ok") => {
+                    return Ok(EventAccepted {
+                        id: event_id,
+                        deliveries: targets.len(),
+                    })
+                }
                 Some("dup") => {
                     let seen = reply.get(1).cloned().unwrap_or_default();
                     let mut parts = seen.splitn(2, ' ');
@@ -116,10 +131,16 @@ impl Store {
                     return Ok(EventAccepted { id, deliveries });
                 }
                 Some("stale") => set = self.load_endpoints(tenant).await?,
-                other => return Err(StoreError::Corrupt(format!("ingest script answered {other:?}"))),
+                other => {
+                    return Err(StoreError::Corrupt(format!(
+                        "ingest script answered {other:?}"
+                    )))
+                }
             }
         }
-        Err(StoreError::Conflict("endpoints kept changing during ingest; try again".into()))
+        Err(StoreError::Conflict(
+            "endpoints kept changing during ingest; try again".into(),
+        ))
     }
 
     /// One event of this tenant.
@@ -139,7 +160,10 @@ impl Store {
             endpoint_id: optional("endpoint_id"),
             payload,
             created_at: rfc3339(text("created_at_ms").parse().unwrap_or(0)),
-            deliveries: text("deliveries").split_whitespace().map(str::to_owned).collect(),
+            deliveries: text("deliveries")
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect(),
         })
     }
 }

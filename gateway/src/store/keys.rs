@@ -51,9 +51,9 @@ impl Keys {
     /// The shard a tenant's data lives in.
     pub fn shard_of(&self, tenant: &str) -> u16 {
         // FNV-1a: stable across processes and releases, unlike std's hasher.
-        let hash = tenant
-            .bytes()
-            .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+        let hash = tenant.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
         (hash % u64::from(self.shards)) as u16
     }
 
@@ -199,8 +199,13 @@ mod tests {
     #[test]
     fn shards_spread_tenants_and_are_stable() {
         let keys = Keys::new("gw", 4);
-        let used: std::collections::HashSet<u16> = (0..100).map(|i| keys.shard_of(&format!("ten_{i}"))).collect();
+        let used: std::collections::HashSet<u16> = (0..100)
+            .map(|i| keys.shard_of(&format!("ten_{i}")))
+            .collect();
         assert_eq!(used.len(), 4);
-        assert_eq!(keys.shard_of("ten_x"), Keys::new("other", 4).shard_of("ten_x"));
+        assert_eq!(
+            keys.shard_of("ten_x"),
+            Keys::new("other", 4).shard_of("ten_x")
+        );
     }
 }

@@ -47,11 +47,17 @@ impl Store {
         };
         let mut max = match (&query.cursor, query.until_ms) {
             (Some(cursor), _) => format!("({cursor}"),
-            (None, Some(until)) => format!("[{}", ids::upper_bound(IdKind::Message, UNIX_EPOCH + Duration::from_millis(until))),
+            (None, Some(until)) => format!(
+                "[{}",
+                ids::upper_bound(IdKind::Message, UNIX_EPOCH + Duration::from_millis(until))
+            ),
             (None, None) => "+".to_string(),
         };
         let min = match query.since_ms {
-            Some(since) => format!("[{}", ids::lower_bound(IdKind::Message, UNIX_EPOCH + Duration::from_millis(since))),
+            Some(since) => format!(
+                "[{}",
+                ids::lower_bound(IdKind::Message, UNIX_EPOCH + Duration::from_millis(since))
+            ),
             None => "-".to_string(),
         };
         let batch = (query.limit * 2).clamp(50, 500);
@@ -59,35 +65,54 @@ impl Store {
         let mut scanned = 0;
         let mut conn = self.conn();
         loop {
-            let ids: Vec<String> = conn.zrevrangebylex_limit(&index, &max, &min, 0, batch as isize).await?;
+            let ids: Vec<String> = conn
+                .zrevrangebylex_limit(&index, &max, &min, 0, batch as isize)
+                .await?;
             scanned += ids.len();
             let exhausted = ids.len() < batch;
             for (id, entry) in ids.iter().zip(self.load_entries(tenant, &ids).await?) {
                 max = format!("({id}");
                 let Some(entry) = entry else { continue };
                 let status_ok = query.status.is_none_or(|s| s == entry.status);
-                let type_ok = query.event_type.as_ref().is_none_or(|t| *t == entry.event_type);
+                let type_ok = query
+                    .event_type
+                    .as_ref()
+                    .is_none_or(|t| *t == entry.event_type);
                 if status_ok && type_ok {
                     data.push(entry);
                     if data.len() == query.limit {
-                        let next = Some(id.clone()).filter(|_| !exhausted || id != ids.last().unwrap_or(id));
-                        return Ok(LogPage { data, next_cursor: next });
+                        let next = Some(id.clone())
+                            .filter(|_| !exhausted || id != ids.last().unwrap_or(id));
+                        return Ok(LogPage {
+                            data,
+                            next_cursor: next,
+                        });
                     }
                 }
             }
             if exhausted {
-                return Ok(LogPage { data, next_cursor: None });
+                return Ok(LogPage {
+                    data,
+                    next_cursor: None,
+                });
             }
             if scanned >= SCAN_BUDGET {
                 // Filters matched little: hand back what we have and where to go on.
                 let next = max.strip_prefix('(').map(str::to_owned);
-                return Ok(LogPage { data, next_cursor: next });
+                return Ok(LogPage {
+                    data,
+                    next_cursor: next,
+                });
             }
         }
     }
 
     /// Loads log summaries (with their event payloads) for `ids`; `None` where a log has expired.
-    async fn load_entries(&self, tenant: &str, ids: &[String]) -> StoreResult<Vec<Option<LogEntry>>> {
+    async fn load_entries(
+        &self,
+        tenant: &str,
+        ids: &[String],
+    ) -> StoreResult<Vec<Option<LogEntry>>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -136,11 +161,19 @@ impl Store {
             Some(raw) => Some(serde_json::from_str::<SentRequest>(&raw)?),
             None => None,
         };
-        Ok(LogDetail { entry, attempt_details, request })
+        Ok(LogDetail {
+            entry,
+            attempt_details,
+            request,
+        })
     }
 }
 
-fn entry_from(id: &str, fields: &HashMap<String, String>, payload: Option<&str>) -> Option<LogEntry> {
+fn entry_from(
+    id: &str,
+    fields: &HashMap<String, String>,
+    payload: Option<&str>,
+) -> Option<LogEntry> {
     if fields.is_empty() {
         return None;
     }
@@ -153,9 +186,13 @@ fn entry_from(id: &str, fields: &HashMap<String, String>, payload: Option<&str>)
         endpoint_id: text("endpoint_id"),
         created_at: rfc3339(number("created_at_ms").unwrap_or(0)),
         status: text("status").parse().unwrap_or(LogStatus::Pending),
-        attempts: number("attempts").and_then(|n| u32::try_from(n).ok()).unwrap_or(0),
+        attempts: number("attempts")
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(0),
         next_attempt_at: number("next_attempt_at_ms").map(rfc3339),
         last_error: fields.get("last_error").filter(|e| !e.is_empty()).cloned(),
-        payload: payload.and_then(|p| serde_json::from_str(p).ok()).unwrap_or(Value::Null),
+        payload: payload
+            .and_then(|p| serde_json::from_str(p).ok())
+            .unwrap_or(Value::Null),
     })
 }

@@ -68,7 +68,12 @@ impl Store {
     }
 
     /// A store over an existing client and connection.
-    pub fn new(client: redis::Client, conn: ConnectionManager, keys: Keys, retention_days: u32) -> Self {
+    pub fn new(
+        client: redis::Client,
+        conn: ConnectionManager,
+        keys: Keys,
+        retention_days: u32,
+    ) -> Self {
         Self {
             client,
             conn,
@@ -91,7 +96,9 @@ impl Store {
     /// A connection of its own, for blocking reads that would stall the shared one.
     /// `response_timeout` must exceed the longest block.
     pub fn dedicated_conn(&self, response_timeout: Duration) -> StoreResult<ConnectionManager> {
-        Ok(self.client.get_connection_manager_lazy(connection_config(response_timeout))?)
+        Ok(self
+            .client
+            .get_connection_manager_lazy(connection_config(response_timeout))?)
     }
 
     /// How long events and logs are kept, in seconds.

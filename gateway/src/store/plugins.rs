@@ -68,7 +68,12 @@ impl PluginDirectory {
     /// A directory over `engine` and `store`.
     pub fn new(engine: PluginEngine, store: Store) -> Self {
         let slots = engine.limits().pool_instances.max(1) as usize;
-        Self { engine, store, builtin_hashes: Arc::new(OnceLock::new()), calls: Arc::new(Semaphore::new(slots)) }
+        Self {
+            engine,
+            store,
+            builtin_hashes: Arc::new(OnceLock::new()),
+            calls: Arc::new(Semaphore::new(slots)),
+        }
     }
 
     /// The engine.
@@ -78,7 +83,10 @@ impl PluginDirectory {
 
     fn builtin_hash(&self, name: &str) -> Option<String> {
         let hashes = self.builtin_hashes.get_or_init(|| {
-            builtin::all().iter().map(|b| (b.name, hex::encode(Sha256::digest(b.component)))).collect()
+            builtin::all()
+                .iter()
+                .map(|b| (b.name, hex::encode(Sha256::digest(b.component))))
+                .collect()
         });
         hashes.get(name).cloned()
     }
@@ -121,7 +129,12 @@ impl PluginDirectory {
     }
 
     /// Validates, compiles and stores an upload under `name` (replacing an older version).
-    pub async fn upload(&self, tenant: &str, name: &str, bytes: Vec<u8>) -> Result<PluginInfo, PluginStoreError> {
+    pub async fn upload(
+        &self,
+        tenant: &str,
+        name: &str,
+        bytes: Vec<u8>,
+    ) -> Result<PluginInfo, PluginStoreError> {
         let engine = self.engine.clone();
         let prepared = tokio::task::spawn_blocking(move || engine.prepare_and_load(&bytes))
             .await
@@ -138,8 +151,15 @@ impl PluginDirectory {
         // Content first, name last: the name never points at bytes that are not there.
         redis::pipe()
             .set(keys.plugin_wasm(&info.version), prepared.0.component)
-            .set(keys.plugin_artifact(self.engine.artifact_key(), &info.version), prepared.0.artifact)
-            .hset(keys.plugins(tenant), name, serde_json::to_string(&info).map_err(StoreError::from)?)
+            .set(
+                keys.plugin_artifact(self.engine.artifact_key(), &info.version),
+                prepared.0.artifact,
+            )
+            .hset(
+                keys.plugins(tenant),
+                name,
+                serde_json::to_string(&info).map_err(StoreError::from)?,
+            )
             .query_async::<()>(&mut conn)
             .await?;
         Ok(info)
@@ -156,7 +176,11 @@ impl PluginDirectory {
     }
 
     /// The loaded plugin a tenant means by `name`: a built-in, else its own upload.
-    pub async fn resolve(&self, tenant: &str, name: &str) -> Result<Arc<LoadedPlugin>, PluginStoreError> {
+    pub async fn resolve(
+        &self,
+        tenant: &str,
+        name: &str,
+    ) -> Result<Arc<LoadedPlugin>, PluginStoreError> {
         if let Some(builtin) = builtin::get(name) {
             let sha = self.builtin_hash(name).unwrap_or_default();
             return self.load(&sha, Some(builtin.component)).await;
@@ -169,7 +193,11 @@ impl PluginDirectory {
     }
 
     /// Loads by hash: from memory, else the stored artifact, else compiles the stored (or given) component.
-    async fn load(&self, sha: &str, component: Option<&'static [u8]>) -> Result<Arc<LoadedPlugin>, PluginStoreError> {
+    async fn load(
+        &self,
+        sha: &str,
+        component: Option<&'static [u8]>,
+    ) -> Result<Arc<LoadedPlugin>, PluginStoreError> {
         if let Some(loaded) = self.engine.loaded(sha) {
             return Ok(loaded);
         }
@@ -180,7 +208,9 @@ impl PluginDirectory {
         if let Some(artifact) = artifact {
             let engine = self.engine.clone();
             let sha = sha.to_string();
-            if let Ok(Ok(loaded)) = tokio::task::spawn_blocking(move || engine.load(&sha, &artifact)).await {
+            if let Ok(Ok(loaded)) =
+                tokio::task::spawn_blocking(move || engine.load(&sha, &artifact)).await
+            {
                 return Ok(loaded);
             }
         }
@@ -188,13 +218,16 @@ impl PluginDirectory {
             Some(bytes) => bytes.to_vec(),
             None => {
                 let stored: Option<Vec<u8>> = conn.get(keys.plugin_wasm(sha)).await?;
-                stored.ok_or_else(|| StoreError::Corrupt(format!("plugin content {sha} is missing")))?
+                stored.ok_or_else(|| {
+                    StoreError::Corrupt(format!("plugin content {sha} is missing"))
+                })?
             }
         };
         let engine = self.engine.clone();
-        let (prepared, loaded) = tokio::task::spawn_blocking(move || engine.prepare_and_load(&bytes))
-            .await
-            .map_err(|e| UploadError::Compile(format!("compilation aborted: {e}")))??;
+        let (prepared, loaded) =
+            tokio::task::spawn_blocking(move || engine.prepare_and_load(&bytes))
+                .await
+                .map_err(|e| UploadError::Compile(format!("compilation aborted: {e}")))??;
         let _: () = conn.set(&artifact_key, prepared.artifact).await?;
         Ok(loaded)
     }

@@ -49,13 +49,17 @@ impl Store {
             tenant_id: id.clone(),
             key_id: new_id(IdKind::ApiKey),
         };
-        let tenant = serde_json::json!({"id": id, "name": name, "created_at_ms": super::time::now_ms()});
+        let tenant =
+            serde_json::json!({"id": id, "name": name, "created_at_ms": super::time::now_ms()});
         let mut conn = self.conn();
         // Tenant first, key last: a crash in between leaves a tenant nobody can use, never a key without a tenant.
         redis::pipe()
             .set(self.keys.tenant(&id), tenant.to_string())
             .sadd(self.keys.tenants(), &id)
-            .set(self.keys.api_key(&hash_token(&api_key)), serde_json::to_string(&record)?)
+            .set(
+                self.keys.api_key(&hash_token(&api_key)),
+                serde_json::to_string(&record)?,
+            )
             .query_async::<()>(&mut conn)
             .await?;
         Ok(NewTenant { id, api_key })
