@@ -68,6 +68,7 @@ pub async fn run(
             lease: Duration::from_millis(config.lease_ms),
             drain_timeout: Duration::from_millis(MAX_TIMEOUT_MS + 5_000),
         };
+        tasks.spawn(janitor(store.clone(), shutdown.clone()));
         let worker = Worker::new(store.clone(), queue.clone(), delivery.clone(), settings);
         tasks.spawn(worker.run(shutdown.clone()));
         info!(
@@ -104,4 +105,26 @@ pub async fn run(
     while tasks.join_next().await.is_some() {}
     info!("gateway stopped");
     Ok(())
+}
+
+/// How often the janitor trims index entries past the retention.
+const JANITOR_EVERY: Duration = Duration::from_secs(600);
+
+/// Trims expired index entries now and then (see [`crate::store::retention`]).
+async fn janitor(store: Store, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(JANITOR_EVERY);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match store
+            .trim_expired_indexes(crate::store::time::now_ms())
+            .await
+        {
+            Ok(0) => {}
+            Ok(removed) => info!(removed, "trimmed expired log index entries"),
+            Err(e) => warn!(error = %e, "trimming expired log index entries failed"),
+        }
+    }
 }

@@ -119,13 +119,16 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes an endpoint and bumps the version. Its logs stay until retention removes them.
+    /// Deletes an endpoint and bumps the version. Its logs stay (in the tenant's index)
+    /// until retention removes them; its own index goes with it.
     pub async fn delete_endpoint(&self, tenant: &str, id: &str) -> StoreResult<()> {
         let mut conn = self.conn();
         let (removed, _): (u32, u64) = redis::pipe()
             .atomic()
             .hdel(self.keys.endpoints(tenant), id)
             .incr(self.keys.endpoints_version(tenant), 1)
+            .del(self.keys.endpoint_logs_index(tenant, id))
+            .ignore()
             .query_async(&mut conn)
             .await?;
         self.load_endpoints(tenant).await?;

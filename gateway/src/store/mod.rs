@@ -12,6 +12,7 @@ pub mod events;
 pub mod keys;
 pub mod logs;
 pub mod plugins;
+pub mod retention;
 pub mod tenants;
 pub mod time;
 
