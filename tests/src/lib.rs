@@ -74,25 +74,31 @@ impl TestGateway {
 
     /// Starts a gateway with exactly `config`.
     pub async fn start_config(config: Config) -> Self {
+        let gw = Self::start_unready(config).await;
+        gw.wait_ready().await;
+        gw
+    }
+
+    /// Starts a gateway without waiting for `/readyz` (for tests where Redis is down).
+    pub async fn start_unready(config: Config) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let admin_token = config.admin_token.clone().expect("admin token");
         let prefix = config.redis_prefix.clone();
         let shutdown = CancellationToken::new();
         let handle = tokio::spawn(gateway::run(config, Some(listener), shutdown.clone()));
-        let gw = Self {
+        Self {
             base,
             admin_token,
             prefix,
             shutdown,
             handle: Some(handle),
             http: client(),
-        };
-        gw.wait_ready().await;
-        gw
+        }
     }
 
-    async fn wait_ready(&self) {
+    /// Waits until `/readyz` answers 200.
+    pub async fn wait_ready(&self) {
         for _ in 0..200 {
             if let Ok(r) = self.http.get(format!("{}/readyz", self.base)).send().await {
                 if r.status() == StatusCode::OK {
