@@ -7,6 +7,7 @@
 //!
 //! Map of the crate, one line per module:
 //! - [`config`]: typed configuration (defaults → TOML file → `GATEWAY_*` env), validated once.
+//! - [`failpoint`]: named crash points for tests (cargo feature `failpoints`).
 //! - [`ids`]: prefixed, time-ordered identifiers (`ten_`, `ep_`, `evt_`, `msg_`, `key_`).
 //! - [`model`]: the resources (tenant, endpoint, event, delivery log) and their validation.
 //! - [`matching`]: which endpoints an event goes to (pure).
@@ -23,6 +24,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod delivery;
+pub mod failpoint;
 pub mod ids;
 pub mod matching;
 pub mod model;

@@ -258,3 +258,29 @@ async fn a_delivery_slower_than_the_lease_is_not_sent_twice() {
     );
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_payload_arrives_with_its_keys_in_the_order_sent() {
+    let gw = TestGateway::start().await;
+    let api = gw.tenant().await;
+    let rx = Receiver::start().await;
+    api.endpoint(json!({"url": rx.url("/")})).await;
+    let body =
+        br#"{"type":"x","payload":{"zeta":1,"alpha":{"y":2,"b":3},"mid":[{"k2":1,"k1":2}]}}"#
+            .to_vec();
+    let (status, _) = api
+        .raw(
+            "POST",
+            "/v1/events",
+            &[("content-type", "application/json")],
+            body,
+        )
+        .await;
+    assert_eq!(status, 202);
+    let got = rx.wait_for(1, WAIT).await;
+    assert_eq!(
+        &got[0].body[..],
+        br#"{"zeta":1,"alpha":{"y":2,"b":3},"mid":[{"k2":1,"k1":2}]}"#
+    );
+    gw.stop().await;
+}
