@@ -84,6 +84,18 @@ fn main() {
         fuel = out.fuel_used;
     }
     report("invoke compose-template (fresh instance)", &mut calls);
+
+    // The floor: a fresh instance and a call that does almost nothing.
+    let mut floor = Vec::new();
+    for _ in 0..5000 {
+        let t = Instant::now();
+        engine.validate_config(&loaded, "{}").unwrap();
+        floor.push(t.elapsed());
+    }
+    report(
+        "validate_config(\"{}\") (fresh instance, near-empty call)",
+        &mut floor,
+    );
     println!("fuel per call: {fuel}");
 }
 
