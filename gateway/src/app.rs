@@ -16,6 +16,7 @@ use crate::delivery::address_policy::AddressPolicy;
 use crate::delivery::attempt::DeliveryContext;
 use crate::delivery::client::DeliveryClient;
 use crate::delivery::worker::{Worker, WorkerSettings};
+use crate::metrics::Metrics;
 use crate::model::endpoint::MAX_TIMEOUT_MS;
 use crate::plugins::PluginEngine;
 use crate::queue::Queue;
@@ -47,8 +48,10 @@ pub async fn run(
         keys,
         consumer,
         config.lease_ms,
+        config.max_leases,
         store.retention_secs(),
     );
+    let metrics = Arc::new(Metrics::default());
     if let Err(e) = queue.ensure_groups().await {
         warn!(error = %e, "redis is not reachable yet; the gateway will keep trying");
     }
@@ -59,6 +62,7 @@ pub async fn run(
     let delivery = DeliveryContext {
         client,
         plugins: plugins.clone(),
+        metrics: metrics.clone(),
     };
 
     let mut tasks = tokio::task::JoinSet::new();
@@ -89,6 +93,7 @@ pub async fn run(
             https_only: config.https_only,
             max_body_bytes: config.max_body_bytes,
             max_upload_bytes: config.plugins.max_upload_bytes,
+            metrics,
         };
         info!(addr = %listener.local_addr()?, "api listening");
         let app = api::router(state);

@@ -44,6 +44,9 @@ pub struct Config {
     /// How long a taken job stays leased before another worker may take it over, in ms.
     /// Must exceed the longest delivery attempt (endpoint `timeout_ms` is at most 30 s).
     pub lease_ms: u64,
+    /// A job taken over this many times without an outcome (it keeps crashing its
+    /// worker) goes to the dead-letter set instead (`GATEWAY_MAX_LEASES`).
+    pub max_leases: u64,
     /// Days that events and delivery logs are kept (`GATEWAY_RETENTION_DAYS`).
     pub retention_days: u32,
     /// Largest accepted request body in bytes; larger is a 413 (`GATEWAY_MAX_BODY_BYTES`).
@@ -78,6 +81,7 @@ impl Default for Config {
             worker_concurrency: 512,
             shards: 1,
             lease_ms: 60_000,
+            max_leases: 5,
             retention_days: 30,
             max_body_bytes: 1024 * 1024,
             log_format: LogFormat::Text,
@@ -150,6 +154,9 @@ impl Config {
         }
         if self.lease_ms < 1_000 {
             return invalid("lease_ms", "must be at least 1000");
+        }
+        if !(1..=1000).contains(&self.max_leases) {
+            return invalid("max_leases", "must be between 1 and 1000");
         }
         if self.retention_days == 0 {
             return invalid("retention_days", "must be at least 1");

@@ -9,6 +9,7 @@
 //! - [`config`]: typed configuration (defaults → TOML file → `GATEWAY_*` env), validated once.
 //! - [`failpoint`]: named crash points for tests (cargo feature `failpoints`).
 //! - [`ids`]: prefixed, time-ordered identifiers (`ten_`, `ep_`, `evt_`, `msg_`, `key_`).
+//! - [`metrics`]: Prometheus counters and histograms behind `GET /metrics`.
 //! - [`model`]: the resources (tenant, endpoint, event, delivery log) and their validation.
 //! - [`matching`]: which endpoints an event goes to (pure).
 //! - [`store`]: tenants, endpoints, events, logs and plugins in Redis; the key layout.
@@ -27,6 +28,7 @@ pub mod delivery;
 pub mod failpoint;
 pub mod ids;
 pub mod matching;
+pub mod metrics;
 pub mod model;
 pub mod plugins;
 pub mod queue;

@@ -385,3 +385,25 @@ pub async fn test(
         error,
     }))
 }
+
+/// Delivery statistics of an endpoint.
+#[derive(Serialize, ToSchema)]
+pub struct EndpointStats {
+    /// Counts over the last hour, day and week.
+    pub windows: Vec<crate::store::endpoints::WindowStats>,
+}
+
+/// Outcome counts and success rate over recent windows.
+#[utoipa::path(get, path = "/v1/endpoints/{id}/stats", tag = "endpoints", responses((status = 200, body = EndpointStats), (status = 404, body = ErrorBody)))]
+pub async fn stats(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<Json<EndpointStats>> {
+    load(&state, &tenant, &id).await?;
+    let windows = state
+        .store
+        .endpoint_stats(&tenant.id, &id, now_ms())
+        .await?;
+    Ok(Json(EndpointStats { windows }))
+}

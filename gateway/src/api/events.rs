@@ -114,6 +114,7 @@ pub async fn batch(
     // The scripts pipeline over one connection; all are attempted, the first error is reported.
     let results = futures::future::join_all(ingests).await;
     let data = results.into_iter().collect::<Result<Vec<_>, _>>()?;
+    state.metrics.events_accepted.inc_by(data.len() as u64);
     Ok((StatusCode::ACCEPTED, Json(BatchAccepted { data })))
 }
 

@@ -1,4 +1,4 @@
-//! `/healthz` (the process is up) and `/readyz` (Redis answers).
+//! `/healthz` (the process is up), `/readyz` (Redis answers) and `/metrics` (Prometheus).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -23,4 +23,34 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
             Json(json!({"status": "not_ready", "redis": "unreachable"})),
         ),
     }
+}
+
+/// Prometheus metrics (text exposition format). Queue depth is read from Redis now.
+#[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, content_type = "text/plain")))]
+pub async fn metrics(
+    State(state): State<AppState>,
+) -> ([(axum::http::header::HeaderName, &'static str); 1], String) {
+    match state.queue.depth().await {
+        Ok(depth) => {
+            let gauge = &state.metrics.queue_depth;
+            for (label, value) in [
+                ("ready", depth.ready),
+                ("leased", depth.leased),
+                ("delayed", depth.delayed),
+                ("dead", depth.dead),
+            ] {
+                gauge
+                    .with_label_values(&[label])
+                    .set(i64::try_from(value).unwrap_or(i64::MAX));
+            }
+        }
+        Err(_) => state.metrics.redis_errors.inc(),
+    }
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        state.metrics.render(),
+    )
 }

@@ -50,6 +50,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Body limit of plugin uploads.
     pub max_upload_bytes: usize,
+    /// Prometheus metrics.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl AppState {
@@ -113,6 +115,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(plugins::simulate))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
+        .routes(routes!(health::metrics))
+        .routes(routes!(endpoints::stats))
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
         .merge(plugin_upload)
         .split_for_parts();

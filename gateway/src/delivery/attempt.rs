@@ -25,6 +25,8 @@ pub struct DeliveryContext {
     pub client: DeliveryClient,
     /// Plugin names → loaded plugins.
     pub plugins: PluginDirectory,
+    /// Metrics.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// How an attempt ended.
@@ -103,6 +105,7 @@ pub async fn attempt(
         let clock = Instant::now();
         let answer = ctx.client.send(&request, Duration::from_millis(endpoint.timeout_ms)).await;
         let latency_ms = u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
+        ctx.metrics.attempt_seconds.observe(clock.elapsed().as_secs_f64());
         let (result, attempt) = match answer {
             Ok(answer) => {
                 let ok = (200..300).contains(&answer.status);
@@ -166,12 +169,28 @@ async fn run_chain(
             .call(move |engine| engine.invoke(&plugin, &event, &input, &config))
             .await
             .and_then(|r| r);
+        let metrics = &ctx.metrics;
         match outcome {
-            Ok(invocation) => match invocation.action {
-                PluginAction::Deliver(next) => request = next,
-                drop @ PluginAction::Drop(_) => return Ok(drop),
-            },
-            Err(e) => return Err((e.code(), format!("{}: {e}", plugin_ref.plugin))),
+            Ok(invocation) => {
+                metrics
+                    .plugin_seconds
+                    .observe(invocation.duration.as_secs_f64());
+                match invocation.action {
+                    PluginAction::Deliver(next) => {
+                        metrics.plugin_calls.with_label_values(&["ok"]).inc();
+                        request = next;
+                    }
+                    drop @ PluginAction::Drop(_) => {
+                        metrics.plugin_calls.with_label_values(&["drop"]).inc();
+                        return Ok(drop);
+                    }
+                }
+            }
+            Err(e) => {
+                metrics.plugin_calls.with_label_values(&[e.code()]).inc();
+                tracing::info!(plugin = %plugin_ref.plugin, code = e.code(), error = %e, "plugin failed");
+                return Err((e.code(), format!("{}: {e}", plugin_ref.plugin)));
+            }
         }
     }
     Ok(PluginAction::Deliver(request))

@@ -149,6 +149,7 @@ impl Worker {
                     self.spawn_jobs(jobs, permits, &tasks).await;
                 }
                 Err(e) => {
+                    self.ctx.metrics.redis_errors.inc();
                     warn!(shard, error = %e, "reading jobs failed; backing off");
                     drop(permits);
                     tokio::select! {
@@ -232,7 +233,10 @@ impl Worker {
 
     /// Delivers one job. Store errors leave the job leased: it is retried after the lease.
     async fn process(&self, job: Job) {
-        if let Err(e) = self.try_process(&job).await {
+        let span = tracing::info_span!("delivery", msg = %job.msg, event = %job.event, tenant = %job.tenant);
+        let result = tracing::Instrument::instrument(self.try_process(&job), span).await;
+        if let Err(e) = result {
+            self.ctx.metrics.redis_errors.inc();
             warn!(msg = %job.msg, error = %e, "delivery not recorded; it will be retried after its lease expires");
         }
     }
@@ -256,6 +260,7 @@ impl Worker {
                 attempt: None,
                 request: None,
                 last_error: Some("endpoint was deleted".into()),
+                stats: None,
             };
             self.queue.complete(job, &done).await?;
             return Ok(());
@@ -263,7 +268,9 @@ impl Worker {
         if !endpoint.active {
             return self.queue.hold(job, &endpoint.id).await;
         }
+        crate::failpoint::hit("before_send");
         let report = attempt(&self.ctx, endpoint, &input.event, &job.msg).await;
+        crate::failpoint::hit("after_send_before_ack");
         let attempt_no = input.attempts + 1;
         let policy = if input.manual {
             // A manual retry gets exactly one attempt.
@@ -274,13 +281,43 @@ impl Worker {
         } else {
             endpoint.retry
         };
-        let done = completion(&report, attempt_no, &policy)?;
-        if let Verdict::Sent(result) = report.verdict {
-            let ingest_ms = now_ms().saturating_sub(input.event_created_ms);
-            tracing::debug!(msg = %job.msg, status = done.status, ?result, ingest_ms, "delivery recorded");
+        let mut done = completion(&report, attempt_no, &policy)?;
+        done.stats = Some((endpoint.id.clone(), stats_field(&done, &report.verdict)));
+        if self.queue.complete(job, &done).await? {
+            self.count(&done, &report.verdict, input.event_created_ms);
         }
-        self.queue.complete(job, &done).await?;
         Ok(())
+    }
+
+    /// One place that logs and counts a recorded outcome.
+    fn count(&self, done: &Completion, verdict: &Verdict, event_created_ms: u64) {
+        let metrics = &self.ctx.metrics;
+        let outcome = match (done.status, verdict) {
+            ("pending", _) => "retry",
+            (_, Verdict::PluginFailed { .. }) => "plugin_error",
+            (status, _) => status,
+        };
+        metrics.deliveries.with_label_values(&[outcome]).inc();
+        if done.status == "delivered" {
+            let waited = now_ms().saturating_sub(event_created_ms);
+            metrics
+                .ingest_to_delivery_seconds
+                .observe(waited as f64 / 1000.0);
+        }
+        tracing::debug!(outcome, attempts = done.attempts, "delivery recorded");
+    }
+}
+
+/// The hourly-stats field an outcome counts under.
+fn stats_field(done: &Completion, verdict: &Verdict) -> &'static str {
+    match (done.status, verdict) {
+        ("pending", _) => "attempt_failed",
+        (_, Verdict::PluginFailed { .. }) => "failed",
+        (status, _) => match status {
+            "delivered" => "delivered",
+            "dropped" => "dropped",
+            _ => "failed",
+        },
     }
 }
 
@@ -307,6 +344,7 @@ fn completion(
             attempt,
             request,
             last_error,
+            stats: None,
         },
         Verdict::PluginFailed { .. } => Completion {
             status: "failed",
@@ -315,6 +353,7 @@ fn completion(
             attempt,
             request,
             last_error,
+            stats: None,
         },
         Verdict::Sent(result) => {
             let jitter: f64 = rand::rng().random();
@@ -326,6 +365,7 @@ fn completion(
                     attempt,
                     request,
                     last_error: None,
+                    stats: None,
                 },
                 NextStep::RetryIn(ms) => Completion {
                     status: "pending",
@@ -334,6 +374,7 @@ fn completion(
                     attempt,
                     request,
                     last_error,
+                    stats: None,
                 },
                 NextStep::GiveUp => Completion {
                     status: "failed",
@@ -342,6 +383,7 @@ fn completion(
                     attempt,
                     request,
                     last_error,
+                    stats: None,
                 },
             }
         }

@@ -58,6 +58,8 @@ pub struct Completion {
     pub request: Option<String>,
     /// Last error or drop reason.
     pub last_error: Option<String>,
+    /// Endpoint whose hourly stats count this outcome, and the outcome's name.
+    pub stats: Option<(String, &'static str)>,
 }
 
 /// The job queue of one gateway deployment.
@@ -67,16 +69,19 @@ pub struct Queue {
     keys: Arc<Keys>,
     consumer: String,
     lease_ms: u64,
+    max_leases: u64,
     retention_secs: u64,
 }
 
 impl Queue {
-    /// A queue handle; `consumer` names this process in the consumer group.
+    /// A queue handle; `consumer` names this process in the consumer group. A job
+    /// leased more than `max_leases` times (it keeps crashing its worker) is dead-lettered.
     pub fn new(
         conn: ConnectionManager,
         keys: Keys,
         consumer: String,
         lease_ms: u64,
+        max_leases: u64,
         retention_secs: u64,
     ) -> Self {
         Self {
@@ -84,6 +89,7 @@ impl Queue {
             keys: Arc::new(keys),
             consumer,
             lease_ms,
+            max_leases,
             retention_secs,
         }
     }
@@ -149,14 +155,48 @@ impl Queue {
                 options,
             )
             .await?;
+        if reply.claimed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for entry in &reply.claimed {
+            pipe.cmd("XPENDING")
+                .arg(self.keys.jobs(shard))
+                .arg(GROUP)
+                .arg(&entry.id)
+                .arg(&entry.id)
+                .arg(1);
+        }
+        let pending: Vec<Vec<(String, String, u64, u64)>> = pipe.query_async(&mut conn).await?;
         let mut jobs = Vec::new();
-        for entry in reply.claimed {
+        for (entry, info) in reply.claimed.iter().zip(pending) {
+            let leases = info.first().map_or(0, |(_, _, _, count)| *count);
             match job_from(shard, &entry.id, &entry.map) {
+                Some(job) if leases > self.max_leases => self.dead_letter(&job, leases).await?,
                 Some(job) => jobs.push(job),
                 None => self.discard(shard, &entry.id).await?,
             }
         }
         Ok(jobs)
+    }
+
+    /// Moves a job that was leased `leases` times without an outcome to the dead set.
+    async fn dead_letter(&self, job: &Job, leases: u64) -> StoreResult<()> {
+        let mut conn = self.conn.clone();
+        let message = format!("dead_lettered: the job was taken {leases} times without finishing (its worker crashed each time); retry it by hand once the cause is fixed");
+        let _: i64 = scripts::DEAD_LETTER
+            .key(self.keys.jobs(job.shard))
+            .key(self.keys.dead(job.shard))
+            .key(self.keys.log(&job.tenant, &job.msg))
+            .arg(&job.entry)
+            .arg(GROUP)
+            .arg(format!("{} {} {}", job.tenant, job.msg, job.event))
+            .arg(crate::store::time::now_ms())
+            .arg(message)
+            .invoke_async(&mut conn)
+            .await?;
+        tracing::warn!(msg = %job.msg, leases, "job dead-lettered");
+        Ok(())
     }
 
     /// Renews the leases of jobs this worker is still delivering, so that a slow
@@ -193,11 +233,23 @@ impl Queue {
     /// the job had already been completed by another worker (its outcome is then left alone).
     pub async fn complete(&self, job: &Job, done: &Completion) -> StoreResult<bool> {
         let mut conn = self.conn.clone();
+        let (stats_key, stats_field) = match &done.stats {
+            Some((endpoint, field)) => {
+                let hour = crate::store::time::now_ms() / 3_600_000;
+                (
+                    self.keys.endpoint_stats(&job.tenant, endpoint, hour),
+                    *field,
+                )
+            }
+            // Any key of the same hash tag; unused when the field is empty.
+            None => (self.keys.log(&job.tenant, &job.msg), ""),
+        };
         let recorded: i64 = scripts::COMPLETE
             .key(self.keys.log(&job.tenant, &job.msg))
             .key(self.keys.attempts(&job.tenant, &job.msg))
             .key(self.keys.jobs(job.shard))
             .key(self.keys.delayed(job.shard))
+            .key(stats_key)
             .arg(&job.entry)
             .arg(GROUP)
             .arg(done.status)
@@ -208,6 +260,7 @@ impl Queue {
             .arg(done.last_error.as_deref().unwrap_or(""))
             .arg(format!("{} {} {}", job.tenant, job.msg, job.event))
             .arg(self.retention_secs)
+            .arg(stats_field)
             .invoke_async(&mut conn)
             .await?;
         Ok(recorded == 1)
@@ -266,6 +319,7 @@ impl Queue {
         let answer: String = scripts::REQUEUE
             .key(self.keys.log(tenant, msg))
             .key(self.keys.jobs_for(tenant))
+            .key(self.keys.dead(self.keys.shard_of(tenant)))
             .arg(tenant)
             .arg(msg)
             .invoke_async(&mut conn)
@@ -279,16 +333,47 @@ impl Queue {
         }
     }
 
-    /// Jobs ready, leased, delayed in one shard (for metrics and tests).
-    pub async fn depth(&self, shard: u16) -> StoreResult<(u64, u64)> {
+    /// Jobs by state, summed over every shard (for metrics).
+    pub async fn depth(&self) -> StoreResult<QueueDepth> {
         let mut conn = self.conn.clone();
-        let (ready, delayed): (u64, u64) = redis::pipe()
-            .xlen(self.keys.jobs(shard))
-            .zcard(self.keys.delayed(shard))
-            .query_async(&mut conn)
-            .await?;
-        Ok((ready, delayed))
+        let mut depth = QueueDepth::default();
+        for shard in 0..self.keys.shards() {
+            let (entries, pending, delayed, dead): (u64, redis::Value, u64, u64) = redis::pipe()
+                .xlen(self.keys.jobs(shard))
+                .cmd("XPENDING")
+                .arg(self.keys.jobs(shard))
+                .arg(GROUP)
+                .zcard(self.keys.delayed(shard))
+                .zcard(self.keys.dead(shard))
+                .query_async(&mut conn)
+                .await?;
+            let leased = match pending {
+                redis::Value::Array(items) => match items.first() {
+                    Some(redis::Value::Int(n)) => u64::try_from(*n).unwrap_or(0),
+                    _ => 0,
+                },
+                _ => 0,
+            };
+            depth.ready += entries.saturating_sub(leased);
+            depth.leased += leased;
+            depth.delayed += delayed;
+            depth.dead += dead;
+        }
+        Ok(depth)
     }
+}
+
+/// How many jobs are in each state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueDepth {
+    /// Waiting for a worker.
+    pub ready: u64,
+    /// Taken by a worker, not yet finished.
+    pub leased: u64,
+    /// Waiting for their retry time.
+    pub delayed: u64,
+    /// Dead-lettered.
+    pub dead: u64,
 }
 
 fn job_from(

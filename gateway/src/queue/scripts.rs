@@ -5,9 +5,9 @@ use std::sync::LazyLock;
 use redis::Script;
 
 /// Records an outcome and acknowledges the job in one step.
-/// KEYS: log, attempts, jobs stream, delayed zset.
+/// KEYS: log, attempts, jobs stream, delayed zset, endpoint stats hash.
 /// ARGV: entry, group, status, attempts, retry-at ms or "", attempt JSON or "", request JSON or "",
-///       last error or "", delayed member, ttl secs.
+///       last error or "", delayed member, ttl secs, stats field or "".
 /// Returns 1 when recorded, 0 when the entry was no longer pending (another worker finished it).
 pub static COMPLETE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -25,6 +25,10 @@ if ARGV[6] ~= '' then
   redis.call('EXPIRE', KEYS[2], ttl)
 end
 if ARGV[5] ~= '' then redis.call('ZADD', KEYS[4], ARGV[5], ARGV[9]) end
+if ARGV[11] ~= '' then
+  redis.call('HINCRBY', KEYS[5], ARGV[11], 1)
+  redis.call('EXPIRE', KEYS[5], 691200)
+end
 return 1
 "#,
     )
@@ -59,7 +63,8 @@ return #due
     )
 });
 
-/// Re-queues a failed or delivered log. KEYS: log, jobs stream. ARGV: tenant, msg.
+/// Re-queues a failed or delivered log (and takes it off the dead set).
+/// KEYS: log, jobs stream, dead zset. ARGV: tenant, msg.
 /// Returns "ok", "missing", or the current status when it cannot be retried.
 pub static REQUEUE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -69,8 +74,26 @@ local status, event = fields[1], fields[2]
 if not status then return 'missing' end
 if status ~= 'failed' and status ~= 'delivered' then return status end
 redis.call('HSET', KEYS[1], 'status', 'pending', 'next_attempt_at_ms', '', 'manual', '1')
+redis.call('ZREM', KEYS[3], ARGV[1] .. ' ' .. ARGV[2] .. ' ' .. event)
 redis.call('XADD', KEYS[2], '*', 't', ARGV[1], 'm', ARGV[2], 'e', event)
 return 'ok'
+"#,
+    )
+});
+
+/// Moves a job that crashed its workers too often to the dead set and fails its log.
+/// KEYS: jobs stream, dead zset, log. ARGV: entry, group, member, now ms, error text.
+pub static DEAD_LETTER: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local acked = redis.call('XACK', KEYS[1], ARGV[2], ARGV[1])
+redis.call('XDEL', KEYS[1], ARGV[1])
+if acked == 0 then return 0 end
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  redis.call('HSET', KEYS[3], 'status', 'failed', 'next_attempt_at_ms', '', 'last_error', ARGV[5])
+end
+return 1
 "#,
     )
 });

@@ -138,3 +138,60 @@ impl Store {
         Ok(())
     }
 }
+
+/// Outcome counts of one endpoint over a window.
+#[derive(Debug, Clone, Default, serde::Serialize, utoipa::ToSchema)]
+pub struct WindowStats {
+    /// `1h`, `24h` or `7d` (whole hours, the current one included).
+    pub window: &'static str,
+    /// Deliveries that got a 2xx.
+    pub delivered: u64,
+    /// Deliveries that ended failed (out of attempts, plugin error, dead-lettered).
+    pub failed: u64,
+    /// Deliveries a plugin dropped.
+    pub dropped: u64,
+    /// Attempts that failed and were scheduled for a retry.
+    pub attempts_failed: u64,
+    /// delivered / (delivered + failed), `null` when neither happened.
+    pub success_rate: Option<f64>,
+}
+
+impl Store {
+    /// An endpoint's outcome counts over the last hour, day and week.
+    pub async fn endpoint_stats(
+        &self,
+        tenant: &str,
+        endpoint: &str,
+        now_ms: u64,
+    ) -> StoreResult<Vec<WindowStats>> {
+        let hour = now_ms / 3_600_000;
+        let mut pipe = redis::pipe();
+        for h in 0..168 {
+            pipe.hgetall(
+                self.keys
+                    .endpoint_stats(tenant, endpoint, hour.saturating_sub(h)),
+            );
+        }
+        let mut conn = self.conn();
+        let buckets: Vec<HashMap<String, u64>> = pipe.query_async(&mut conn).await?;
+        Ok([("1h", 1), ("24h", 24), ("7d", 168)]
+            .into_iter()
+            .map(|(window, hours)| {
+                let mut w = WindowStats {
+                    window,
+                    ..WindowStats::default()
+                };
+                for bucket in buckets.iter().take(hours) {
+                    let get = |k: &str| bucket.get(k).copied().unwrap_or(0);
+                    w.delivered += get("delivered");
+                    w.failed += get("failed");
+                    w.dropped += get("dropped");
+                    w.attempts_failed += get("attempt_failed");
+                }
+                let finished = w.delivered + w.failed;
+                w.success_rate = (finished > 0).then(|| w.delivered as f64 / finished as f64);
+                w
+            })
+            .collect())
+    }
+}

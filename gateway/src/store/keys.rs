@@ -18,6 +18,7 @@
 //! | `{S}:t:<tid>:log:<msg>:attempts` | list | one JSON record per attempt | worker | TTL (retention) |
 //! | `{S}:t:<tid>:logs` | zset (lex) | every delivery log id, time-ordered | ingest | janitor (retention) |
 //! | `{S}:t:<tid>:ep:<ep>:logs` | zset (lex) | that endpoint's log ids | ingest | janitor, endpoint delete |
+//! | `{S}:t:<tid>:ep:<ep>:stats:<hour>` | hash | outcome → count for that hour | worker (with the outcome) | TTL 8 days |
 //! | `{S}:t:<tid>:ep:<ep>:held` | zset | jobs parked while the endpoint is paused | worker | resume |
 //! | `{S}:t:<tid>:event-types` | hash | tenant's own event types → description | event-types API | never |
 //! | `{S}:t:<tid>:plugins` | hash | plugin name → metadata JSON (version = sha256) | plugin API | plugin delete |
@@ -119,6 +120,16 @@ impl Keys {
     /// One endpoint's log index.
     pub fn endpoint_logs_index(&self, tenant: &str, endpoint: &str) -> String {
         format!("{}:ep:{}:logs", self.tenant_base(tenant), endpoint)
+    }
+
+    /// An endpoint's outcome counts for one hour (Unix hour number).
+    pub fn endpoint_stats(&self, tenant: &str, endpoint: &str, hour: u64) -> String {
+        format!(
+            "{}:ep:{}:stats:{}",
+            self.tenant_base(tenant),
+            endpoint,
+            hour
+        )
     }
 
     /// Jobs held while an endpoint is paused.
