@@ -8,6 +8,7 @@
 
 pub mod process;
 pub mod receiver;
+pub mod redis_server;
 pub mod signature;
 
 use std::time::Duration;

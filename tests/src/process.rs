@@ -24,6 +24,13 @@ pub fn free_port() -> u16 {
 impl GatewayProcess {
     /// Starts the binary with `GATEWAY_*` variables from `env` and waits until it is ready.
     pub async fn start(bin: &str, port: u16, env: &[(&str, String)]) -> Self {
+        let process = Self::spawn(bin, port, env);
+        process.wait_ready().await;
+        process
+    }
+
+    /// Starts the binary without waiting for it.
+    pub fn spawn(bin: &str, port: u16, env: &[(&str, String)]) -> Self {
         let mut command = Command::new(bin);
         command
             .env_clear()
@@ -40,20 +47,44 @@ impl GatewayProcess {
             command.env(name, value);
         }
         let child = command.spawn().expect("spawn gateway");
-        let process = Self {
+        Self {
             child,
             base: format!("http://127.0.0.1:{port}"),
-        };
+        }
+    }
+
+    /// Waits until `/readyz` answers 200.
+    pub async fn wait_ready(&self) {
         let http = crate::client();
         for _ in 0..400 {
-            if let Ok(r) = http.get(format!("{}/readyz", process.base)).send().await {
+            if let Ok(r) = http.get(format!("{}/readyz", self.base)).send().await {
                 if r.status().is_success() {
-                    return process;
+                    return;
                 }
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
         panic!("gateway process did not become ready");
+    }
+
+    /// SIGTERM: the gateway stops taking jobs and finishes in-flight deliveries.
+    /// Returns how long it took to exit, or `None` if it did not within `bound`.
+    pub async fn terminate(mut self, bound: Duration) -> Option<Duration> {
+        let started = std::time::Instant::now();
+        let pid = self.child.id()?;
+        let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status().await;
+        match tokio::time::timeout(bound, self.child.wait()).await {
+            Ok(_) => Some(started.elapsed()),
+            Err(_) => {
+                let _ = self.child.kill().await;
+                None
+            }
+        }
+    }
+
+    /// Waits for the process to exit by itself (e.g. at a failpoint); `None` on timeout.
+    pub async fn wait_exit(&mut self, bound: Duration) -> Option<std::process::ExitStatus> {
+        tokio::time::timeout(bound, self.child.wait()).await.ok().and_then(Result::ok)
     }
 
     /// SIGKILL: no cleanup, no draining.

@@ -137,6 +137,8 @@ async fn hostile_plugins_fail_with_their_code_while_others_deliver() {
     let wasm = tokio::task::spawn_blocking(hostile_plugin).await.unwrap();
     let gw = TestGateway::start_with(|c| {
         c.plugins.timeout = Duration::from_millis(100);
+        // Fuel high enough that the wall-clock deadline, not fuel, ends the loop.
+        c.plugins.fuel = u64::MAX / 4;
         c.plugins.memory_bytes = 16 * 1024 * 1024;
         c.plugins.max_output_bytes = 256 * 1024;
     })
