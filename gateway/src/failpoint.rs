@@ -2,7 +2,7 @@
 //! to prove that no crash window loses an event.
 //!
 //! Compiled in only with the `failpoints` cargo feature (the test suite turns it
-//! on); then `GATEWAY_FAILPOINT=<name>` makes the process abort — no unwinding,
+//! on); then `FAILPOINT=<name>` makes the process abort — no unwinding,
 //! no cleanup, like SIGKILL — the first time it reaches that place. Without the
 //! feature, [`hit`] is an empty inline function.
 //!
@@ -14,7 +14,7 @@
 pub fn hit(name: &str) {
     use std::sync::OnceLock;
     static ARMED: OnceLock<Option<String>> = OnceLock::new();
-    let armed = ARMED.get_or_init(|| std::env::var("GATEWAY_FAILPOINT").ok());
+    let armed = ARMED.get_or_init(|| std::env::var("FAILPOINT").ok());
     if armed.as_deref() == Some(name) {
         eprintln!("failpoint {name}: aborting");
         std::process::abort();
