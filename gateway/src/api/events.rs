@@ -73,6 +73,7 @@ pub async fn create(
         .store
         .ingest(&tenant.id, &event, key.as_deref())
         .await?;
+    state.metrics.events_accepted.inc();
     Ok((StatusCode::ACCEPTED, Json(accepted)))
 }
 
