@@ -49,7 +49,7 @@ pub mod request;
 pub use action::{Action, Error};
 pub use event::{lookup_value, value_to_text, Event};
 pub use plugin::{parse_config, Plugin};
-pub use request::Request;
+pub use request::{has_line_break, is_header_name, Request};
 /// The JSON type configs and payloads use, re-exported so that a plugin's
 /// version always matches the SDK's.
 ///

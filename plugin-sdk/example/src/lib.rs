@@ -63,7 +63,7 @@ impl Config {
         };
         let header = match config.get("header") {
             None | Some(Value::Null) => "x-status".to_owned(),
-            Some(Value::String(s)) if is_token(s) => s.clone(),
+            Some(Value::String(s)) if plugin_sdk::is_header_name(s) => s.clone(),
             Some(_) => return Err(Error::field("header", "expected a header name")),
         };
         Ok(Self {
@@ -71,13 +71,6 @@ impl Config {
             header,
         })
     }
-}
-
-/// Whether `s` is a valid HTTP header name.
-fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The plugin's config: parsed and checked in one place, so that
 //! `validate-config` and `transform` agree and every error names its field.
 
+use plugin_sdk::{has_line_break, is_header_name};
 use plugin_sdk::{Error, Event, Value};
 
 use crate::chat;
@@ -335,19 +336,6 @@ fn parse_channels(value: Option<&Value>) -> Result<Vec<String>, Error> {
             )),
         })
         .collect()
-}
-
-/// Whether `name` is an HTTP header name (an RFC 9110 token).
-fn is_header_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
-
-/// Whether a header value would break the header block.
-pub fn has_line_break(value: &str) -> bool {
-    value.contains(['\r', '\n', '\0'])
 }
 
 #[cfg(test)]

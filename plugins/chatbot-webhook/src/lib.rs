@@ -15,9 +15,10 @@ pub mod chat;
 pub mod config;
 pub mod nest;
 
+use plugin_sdk::has_line_break;
 use plugin_sdk::{value_to_text, Action, Error, Event, Plugin, Request, Value};
 
-use crate::config::{has_line_break, ApiKeyIn, Auth, Config, Source};
+use crate::config::{ApiKeyIn, Auth, Config, Source};
 
 /// The plugin.
 pub struct ChatbotWebhook;

@@ -11,9 +11,10 @@
 pub mod config;
 pub mod template;
 
+use plugin_sdk::has_line_break;
 use plugin_sdk::{value_to_text, Action, Error, Event, Plugin, Request, Value};
 
-use crate::config::{has_line_break, BodyFormat, BodyTemplate, Config};
+use crate::config::{BodyFormat, BodyTemplate, Config};
 use crate::template::{Stop, Vars};
 
 /// The plugin.
