@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure what the gateway and its tests need is here, on a fresh machine too:
-#  - the wasm32-unknown-unknown target (plugins are built for it during the normal build);
+#  - the wasm32-unknown-unknown target (plugins are built for it during the normal build)
+#    and wasm32-wasip2 (the tests build a WASI plugin to check that uploads refuse it);
 #  - a Redis answering on 127.0.0.1:6379 (started, and installed with apt-get if missing).
 # Safe to run again: it only does what is missing.
 set -euo pipefail
@@ -15,10 +16,13 @@ ensure_wasm_target() {
     log "rustup not found; assuming the toolchain already has wasm32-unknown-unknown"
     return
   fi
-  if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
-    log "installing the wasm32-unknown-unknown target"
-    rustup target add wasm32-unknown-unknown
-  fi
+  local target
+  for target in wasm32-unknown-unknown wasm32-wasip2; do
+    if ! rustup target list --installed | grep -qx "$target"; then
+      log "installing the $target target"
+      rustup target add "$target"
+    fi
+  done
 }
 
 redis_answers() {
