@@ -36,8 +36,8 @@ pub async fn run(
         .clone()
         .context("admin_token must be set before run")?;
     let keys = Keys::new(&config.redis_prefix, config.shards);
-    let store = Store::connect(&config.redis_url, keys.clone(), config.retention_days)
-        .context("redis_url")?;
+    let store =
+        Store::connect(&config.redis_url, keys.clone(), config.retention()).context("redis_url")?;
     let consumer = format!(
         "{}-{}",
         std::process::id(),
@@ -72,7 +72,11 @@ pub async fn run(
             lease: Duration::from_millis(config.lease_ms),
             drain_timeout: Duration::from_millis(MAX_TIMEOUT_MS + 5_000),
         };
-        tasks.spawn(janitor(store.clone(), shutdown.clone()));
+        tasks.spawn(janitor(
+            store.clone(),
+            (config.retention() / 2).min(JANITOR_EVERY),
+            shutdown.clone(),
+        ));
         let worker = Worker::new(store.clone(), queue.clone(), delivery.clone(), settings);
         tasks.spawn(worker.run(shutdown.clone()));
         info!(
@@ -112,12 +116,12 @@ pub async fn run(
     Ok(())
 }
 
-/// How often the janitor trims index entries past the retention.
+/// How often (at most) the janitor trims index entries past the retention.
 const JANITOR_EVERY: Duration = Duration::from_secs(600);
 
 /// Trims expired index entries now and then (see [`crate::store::retention`]).
-async fn janitor(store: Store, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval(JANITOR_EVERY);
+async fn janitor(store: Store, every: Duration, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(every.max(Duration::from_millis(500)));
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,

@@ -49,6 +49,8 @@ pub struct Config {
     pub max_leases: u64,
     /// Days that events and delivery logs are kept (`GATEWAY_RETENTION_DAYS`).
     pub retention_days: u32,
+    /// Retention in seconds; overrides `retention_days` when set (short-lived and test deployments).
+    pub retention_secs: Option<u64>,
     /// Largest accepted request body in bytes; larger is a 413 (`GATEWAY_MAX_BODY_BYTES`).
     pub max_body_bytes: usize,
     /// `text` or `json` log lines (`GATEWAY_LOG_FORMAT`).
@@ -83,6 +85,7 @@ impl Default for Config {
             lease_ms: 60_000,
             max_leases: 5,
             retention_days: 30,
+            retention_secs: None,
             max_body_bytes: 1024 * 1024,
             log_format: LogFormat::Text,
             plugins: PluginLimits::default(),
@@ -117,6 +120,14 @@ impl Config {
         let config: Config = figment.extract().map_err(Box::new)?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// How long events and logs are kept, in seconds.
+    pub fn retention(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(
+            self.retention_secs
+                .unwrap_or(u64::from(self.retention_days) * 86_400),
+        )
     }
 
     /// Checks every value that has a range, naming the first one that is wrong.
@@ -157,6 +168,9 @@ impl Config {
         }
         if !(1..=1000).contains(&self.max_leases) {
             return invalid("max_leases", "must be between 1 and 1000");
+        }
+        if self.retention_secs == Some(0) {
+            return invalid("retention_secs", "must be at least 1");
         }
         if self.retention_days == 0 {
             return invalid("retention_days", "must be at least 1");

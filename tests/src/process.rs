@@ -72,7 +72,11 @@ impl GatewayProcess {
     pub async fn terminate(mut self, bound: Duration) -> Option<Duration> {
         let started = std::time::Instant::now();
         let pid = self.child.id()?;
-        let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status().await;
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status()
+            .await;
         match tokio::time::timeout(bound, self.child.wait()).await {
             Ok(_) => Some(started.elapsed()),
             Err(_) => {
@@ -84,7 +88,10 @@ impl GatewayProcess {
 
     /// Waits for the process to exit by itself (e.g. at a failpoint); `None` on timeout.
     pub async fn wait_exit(&mut self, bound: Duration) -> Option<std::process::ExitStatus> {
-        tokio::time::timeout(bound, self.child.wait()).await.ok().and_then(Result::ok)
+        tokio::time::timeout(bound, self.child.wait())
+            .await
+            .ok()
+            .and_then(Result::ok)
     }
 
     /// SIGKILL: no cleanup, no draining.

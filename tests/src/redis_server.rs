@@ -22,7 +22,12 @@ impl RedisServer {
     pub async fn start(port: u16, appendonly: bool) -> Self {
         let dir = std::env::temp_dir().join(format!("gw-redis-{}", ulid::Ulid::new()));
         std::fs::create_dir_all(&dir).expect("redis dir");
-        let mut server = Self { child: None, port, dir, appendonly };
+        let mut server = Self {
+            child: None,
+            port,
+            dir,
+            appendonly,
+        };
         server.restart().await;
         server
     }
@@ -51,11 +56,19 @@ impl RedisServer {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true);
-        self.child = Some(command.spawn().expect("redis-server (apt-get install redis-server)"));
+        self.child = Some(
+            command
+                .spawn()
+                .expect("redis-server (apt-get install redis-server)"),
+        );
         for _ in 0..200 {
             if let Ok(client) = redis::Client::open(self.url()) {
                 if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
-                    if redis::cmd("PING").query_async::<String>(&mut conn).await.is_ok() {
+                    if redis::cmd("PING")
+                        .query_async::<String>(&mut conn)
+                        .await
+                        .is_ok()
+                    {
                         return;
                     }
                 }

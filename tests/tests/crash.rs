@@ -50,11 +50,13 @@ async fn sigkill_mid_delivery_loses_nothing() {
     let key = tenant["api_key"].as_str().unwrap().to_string();
     let rx = Receiver::start().await;
     rx.set_delay(Duration::from_millis(300));
+    // the first answers fail, so retries are pending (delayed) when the process dies
+    rx.respond_with(&[500, 500, 503]);
     let endpoint = post(
         &http,
         format!("{}/v1/endpoints", first.base),
         &key,
-        json!({"url": rx.url("/")}),
+        json!({"url": rx.url("/"), "retry": {"max_attempts": 5, "initial_delay_ms": 1500, "multiplier": 1, "max_delay_ms": 1500}}),
     )
     .await;
     let secret = endpoint["secret"].as_str().unwrap().to_string();
@@ -131,6 +133,8 @@ async fn sigkill_mid_delivery_loses_nothing() {
             .or_default()
             .push(r.header("webhook-id").unwrap().to_string());
     }
+    // three deliveries failed their first attempt: each was sent again after the restart
+    assert!(by_n.values().filter(|ids| ids.len() >= 2).count() >= 3);
     let duplicates: usize = by_n.values().map(|ids| ids.len() - 1).sum();
     assert!(
         duplicates >= 1,

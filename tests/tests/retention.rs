@@ -37,7 +37,7 @@ async fn events_and_logs_expire_and_indexes_are_trimmed() {
         );
     }
 
-    let store = Store::connect(&redis_url(), keys, 30).unwrap();
+    let store = Store::connect(&redis_url(), keys, Duration::from_secs(30 * 86_400)).unwrap();
     let now = gateway::store::time::now_ms();
     assert_eq!(
         store.trim_expired_indexes(now).await.unwrap(),
@@ -54,5 +54,66 @@ async fn events_and_logs_expire_and_indexes_are_trimmed() {
     );
     let (_, page) = api.get("/v1/logs").await;
     assert_eq!(page["data"], json!([]));
+    gw.stop().await;
+}
+
+/// Keys under a prefix, hash-tagged ones included.
+async fn count_keys(conn: &mut redis::aio::MultiplexedConnection, prefix: &str) -> usize {
+    let mut total = 0;
+    for pattern in [format!("{prefix}:*"), format!("{{{prefix}:*")] {
+        let mut cursor = 0u64;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(conn)
+                .await
+                .unwrap();
+            total += keys.len();
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+    }
+    total
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_short_retention_redis_stays_bounded() {
+    let gw = TestGateway::start_with(|c| c.retention_secs = Some(2)).await;
+    let api = gw.tenant().await;
+    let rx = Receiver::start().await;
+    let (endpoint, _) = api.endpoint(json!({"url": rx.url("/")})).await;
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let baseline = count_keys(&mut conn, &gw.prefix).await;
+    for round in 0..3 {
+        for i in 0..50 {
+            api.event(json!({"type": "x", "payload": {"round": round, "i": i}}))
+                .await;
+        }
+        rx.wait_for(50 * (round + 1), Duration::from_secs(10)).await;
+        tokio::time::sleep(Duration::from_millis(3_500)).await;
+        // events, logs and attempts expired; the janitor (every retention/2) trimmed the indexes
+        let keys = count_keys(&mut conn, &gw.prefix).await;
+        assert!(
+            keys <= baseline + 6,
+            "round {round}: {keys} keys left (baseline {baseline})"
+        );
+        let logs: u64 = conn
+            .zcard(Keys::new(&gw.prefix, 2).logs_index(&api.id))
+            .await
+            .unwrap();
+        assert_eq!(logs, 0, "round {round}: the log index was not trimmed");
+        let ep_logs: u64 = conn
+            .zcard(Keys::new(&gw.prefix, 2).endpoint_logs_index(&api.id, &endpoint))
+            .await
+            .unwrap();
+        assert_eq!(ep_logs, 0);
+    }
     gw.stop().await;
 }

@@ -74,6 +74,7 @@ pub async fn create(
         .ingest(&tenant.id, &event, key.as_deref())
         .await?;
     state.metrics.events_accepted.inc();
+    tracing::debug!(tenant = %tenant.id, event = %accepted.id, deliveries = accepted.deliveries, "event accepted");
     Ok((StatusCode::ACCEPTED, Json(accepted)))
 }
 

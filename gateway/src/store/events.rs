@@ -19,14 +19,12 @@ use crate::ids::{new_id, IdKind};
 use crate::matching;
 use crate::model::event::{EventAccepted, EventCreate, EventView};
 
-/// How long an `Idempotency-Key` is remembered.
-pub const IDEMPOTENCY_TTL_SECS: u64 = 24 * 3600;
-
 static INGEST: LazyLock<Script> = LazyLock::new(|| Script::new(INGEST_LUA));
 
 const INGEST_LUA: &str = r#"
 -- KEYS: 1 endpoints version, 2 idempotency key, 3 event, 4 tenant log index, 5 job stream,
 --       then per delivery: log hash, endpoint log index
+-- An Idempotency-Key is remembered 24 h (86400 s), or the retention if shorter.
 -- ARGV: 1 expected version, 2 use idempotency (0/1), 3 ttl secs, 4 event id, 5 tenant,
 --       6 type, 7 channel, 8 target endpoint, 9 payload, 10 created ms, 11 delivery count,
 --       then per delivery: msg id, endpoint id
@@ -55,7 +53,7 @@ for i = 1, n do
   redis.call('XADD', KEYS[5], '*', 't', ARGV[5], 'm', msg, 'e', ARGV[4])
 end
 if ARGV[2] == '1' then
-  redis.call('SET', KEYS[2], ARGV[4] .. ' ' .. n, 'EX', 86400)
+  redis.call('SET', KEYS[2], ARGV[4] .. ' ' .. n, 'EX', math.min(86400, ttl))
 end
 return {'ok'}
 "#;

@@ -62,10 +62,10 @@ pub struct Store {
 impl Store {
     /// A store on `redis_url`. Connects lazily and reconnects on its own, so the gateway
     /// starts (and reports not ready) while Redis is down.
-    pub fn connect(redis_url: &str, keys: Keys, retention_days: u32) -> StoreResult<Self> {
+    pub fn connect(redis_url: &str, keys: Keys, retention: Duration) -> StoreResult<Self> {
         let client = redis::Client::open(redis_url)?;
         let conn = client.get_connection_manager_lazy(connection_config(Duration::from_secs(5)))?;
-        Ok(Self::new(client, conn, keys, retention_days))
+        Ok(Self::new(client, conn, keys, retention))
     }
 
     /// A store over an existing client and connection.
@@ -73,13 +73,13 @@ impl Store {
         client: redis::Client,
         conn: ConnectionManager,
         keys: Keys,
-        retention_days: u32,
+        retention: Duration,
     ) -> Self {
         Self {
             client,
             conn,
             keys: Arc::new(keys),
-            retention_secs: u64::from(retention_days) * 86_400,
+            retention_secs: retention.as_secs().max(1),
             endpoints: Arc::new(endpoints::EndpointCache::default()),
         }
     }
