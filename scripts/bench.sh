@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The performance benchmark (issue 5), one command: builds in release, runs the
+# plugin micro-benchmark and the end-to-end scenarios against a real Redis,
+# prints the table and writes bench-results/results.json.
+#
+#   scripts/bench.sh                       # 10 s per scenario, 64 producers
+#   scripts/bench.sh --duration 5 --concurrency 32 --scenarios baseline,compose-template
+#
+# Options are passed to the bench binary (tests/src/bin/bench.rs); see its header.
+# Not part of the test suite. Everything runs on this machine, on loopback.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/prepare.sh
+
+mkdir -p bench-results
+log() { echo "bench.sh: $*" >&2; }
+
+log "building (release)"
+cargo build --release --locked -p gateway --bin gateway
+cargo build --release --locked -p gateway-e2e --bin bench
+
+log "plugin micro-benchmark (cargo bench -p gateway --bench plugin_invoke)"
+cargo bench --locked -p gateway --bench plugin_invoke 2>bench-results/plugin_invoke.log | tee bench-results/plugin_invoke.txt
+
+log "end-to-end scenarios"
+export BENCH_DATE
+BENCH_DATE="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+export BENCH_COMMAND="scripts/bench.sh $*"
+target/release/bench \
+  --gateway-bin target/release/gateway \
+  --out bench-results/results.json \
+  --plugin-bench bench-results/plugin_invoke.txt \
+  "$@" | tee bench-results/table.md

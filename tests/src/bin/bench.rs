@@ -1,0 +1,1166 @@
+//! End-to-end benchmark of the gateway (issue 5), run by `scripts/bench.sh`.
+//!
+//! The gateway runs as a separate process (a release build of the `gateway`
+//! binary) so that its CPU time and peak RSS can be read from `/proc`. This
+//! process holds the closed-loop producers and the receiver: the receiver
+//! counts requests, checks the Standard Webhooks signature on a sample, and
+//! computes ingest-to-delivery latency from the `sent_at_ns` each event carries.
+//!
+//! Scenarios, side by side: the bare baseline (producers post straight to the
+//! receiver), the gateway with one endpoint and no plugin, with the
+//! `compose-template` plugin, a 4-endpoint fan-out, ingest alone (workers off),
+//! and drain alone (the ingest-alone backlog delivered by a fresh gateway with
+//! workers on, producers off).
+//!
+//! Options (all optional): `--duration SECS` (10), `--concurrency N` (64),
+//! `--gateway-bin PATH` (`target/release/gateway`), `--out FILE`
+//! (`bench-results/results.json`), `--redis-url URL`, `--scenarios a,b,...`,
+//! `--plugin-bench FILE` (output of the plugin micro-benchmark to include),
+//! `--drain-timeout SECS` (60), `--hold SECS` (0: keep each gateway running that
+//! long after its drain, e.g. to attach a profiler), `--perf FILE` (record the
+//! gateway with `perf record -g` while the producers run; gateway scenarios only).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, bail, Context, Result};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::Router;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use tokio::net::TcpListener;
+use tokio::process::{Child, Command};
+
+/// Every scenario, in the order they run.
+const ALL_SCENARIOS: &[&str] = &[
+    "baseline",
+    "gateway",
+    "compose-template",
+    "fanout-4",
+    "ingest-only",
+    "drain-only",
+];
+
+/// One receiver answer in `SIGNATURE_SAMPLE` has its signature checked.
+const SIGNATURE_SAMPLE: u64 = 100;
+
+/// Size of the padding field, so that an event is about 1 KB.
+const PAD_BYTES: usize = 900;
+
+#[derive(Clone)]
+struct Options {
+    duration: Duration,
+    concurrency: usize,
+    gateway_bin: PathBuf,
+    out: PathBuf,
+    redis_url: String,
+    scenarios: Vec<String>,
+    plugin_bench: Option<PathBuf>,
+    drain_timeout: Duration,
+    hold: Duration,
+    perf: Option<PathBuf>,
+}
+
+fn parse_options() -> Result<Options> {
+    let mut options = Options {
+        duration: Duration::from_secs(10),
+        concurrency: 64,
+        gateway_bin: PathBuf::from("target/release/gateway"),
+        out: PathBuf::from("bench-results/results.json"),
+        redis_url: "redis://127.0.0.1:6379".into(),
+        scenarios: ALL_SCENARIOS.iter().map(|s| s.to_string()).collect(),
+        plugin_bench: None,
+        drain_timeout: Duration::from_secs(60),
+        hold: Duration::ZERO,
+        perf: None,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let value = args
+            .next()
+            .with_context(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--duration" => options.duration = Duration::from_secs_f64(value.parse()?),
+            "--concurrency" => options.concurrency = value.parse()?,
+            "--gateway-bin" => options.gateway_bin = value.into(),
+            "--out" => options.out = value.into(),
+            "--redis-url" => options.redis_url = value,
+            "--scenarios" => {
+                options.scenarios = value.split(',').map(|s| s.trim().to_string()).collect();
+                for s in &options.scenarios {
+                    if !ALL_SCENARIOS.contains(&s.as_str()) {
+                        bail!("unknown scenario {s}; known: {}", ALL_SCENARIOS.join(","));
+                    }
+                }
+            }
+            "--plugin-bench" => options.plugin_bench = Some(value.into()),
+            "--drain-timeout" => options.drain_timeout = Duration::from_secs(value.parse()?),
+            "--hold" => options.hold = Duration::from_secs(value.parse()?),
+            "--perf" => options.perf = Some(value.into()),
+            other => bail!("unknown option {other}"),
+        }
+    }
+    if options.concurrency == 0 || options.concurrency > 4096 {
+        bail!("--concurrency must be between 1 and 4096");
+    }
+    if options.duration.is_zero() || options.duration > Duration::from_secs(600) {
+        bail!("--duration must be between 0 and 600 s");
+    }
+    Ok(options)
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+// ---------------------------------------------------------------- receiver
+
+/// What the receiver saw, for one scenario.
+#[derive(Default)]
+struct Seen {
+    /// Arrivals per endpoint, indexed by seq.
+    counts: Vec<Vec<u8>>,
+    /// Ingest-to-delivery latency in µs, one per arrival.
+    latencies_us: Vec<u32>,
+    /// Arrivals whose body had no readable seq.
+    unreadable: u64,
+    /// Arrival times (ns since the epoch) of the first and last request.
+    first_ns: u64,
+    last_ns: u64,
+}
+
+#[derive(Default)]
+struct ReceiverState {
+    arrivals: AtomicU64,
+    seen: Mutex<Seen>,
+    secrets: Mutex<Vec<String>>,
+    signatures_checked: AtomicU64,
+    signatures_bad: AtomicU64,
+}
+
+impl ReceiverState {
+    fn reset(&self, endpoints: usize, secrets: Vec<String>) -> Result<()> {
+        self.arrivals.store(0, Ordering::SeqCst);
+        self.signatures_checked.store(0, Ordering::SeqCst);
+        self.signatures_bad.store(0, Ordering::SeqCst);
+        let mut seen = self.seen.lock().map_err(|_| anyhow!("poisoned"))?;
+        *seen = Seen {
+            counts: vec![Vec::new(); endpoints],
+            ..Seen::default()
+        };
+        *self.secrets.lock().map_err(|_| anyhow!("poisoned"))? = secrets;
+        Ok(())
+    }
+}
+
+/// Finds `"key":` in a JSON body and reads the unsigned integer after it,
+/// written as a number or as a string of digits (templates render strings).
+fn scan_u64(body: &[u8], key: &[u8]) -> Option<u64> {
+    let at = body.windows(key.len()).position(|w| w == key)? + key.len();
+    let mut rest = body[at..].iter().skip_while(|b| b.is_ascii_whitespace());
+    if rest.next() != Some(&b':') {
+        return None;
+    }
+    let mut value: u64 = 0;
+    let mut digits = 0;
+    for &b in rest.skip_while(|b| b.is_ascii_whitespace() || **b == b'"') {
+        if !b.is_ascii_digit() {
+            break;
+        }
+        value = value.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+        digits += 1;
+    }
+    (digits > 0).then_some(value)
+}
+
+fn verify_standard(secret: &str, headers: &HeaderMap, body: &[u8]) -> bool {
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let (Some(id), Some(ts), Some(sigs)) = (
+        get("webhook-id"),
+        get("webhook-timestamp"),
+        get("webhook-signature"),
+    ) else {
+        return false;
+    };
+    let Ok(key) = STANDARD.decode(secret.trim_start_matches("whsec_")) else {
+        return false;
+    };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&key) else {
+        return false;
+    };
+    mac.update(format!("{id}.{ts}.").as_bytes());
+    mac.update(body);
+    let expected = STANDARD.encode(mac.finalize().into_bytes());
+    sigs.split(' ')
+        .any(|s| s.strip_prefix("v1,") == Some(expected.as_str()))
+}
+
+async fn receive(
+    State(state): State<Arc<ReceiverState>>,
+    Path(endpoint): Path<usize>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    let at = now_ns();
+    let n = state.arrivals.fetch_add(1, Ordering::Relaxed);
+    if n % SIGNATURE_SAMPLE == 0 {
+        let secret = state
+            .secrets
+            .lock()
+            .ok()
+            .and_then(|s| s.get(endpoint).cloned());
+        if let Some(secret) = secret {
+            state.signatures_checked.fetch_add(1, Ordering::Relaxed);
+            if !verify_standard(&secret, &headers, &body) {
+                state.signatures_bad.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    let seq = scan_u64(&body, b"\"seq\"");
+    let sent = scan_u64(&body, b"\"sent_at_ns\"");
+    let Ok(mut seen) = state.seen.lock() else {
+        return StatusCode::INTERNAL_SERVER_ERROR;
+    };
+    if seen.first_ns == 0 {
+        seen.first_ns = at;
+    }
+    seen.last_ns = seen.last_ns.max(at);
+    match (seq, sent) {
+        (Some(seq), Some(sent)) if endpoint < seen.counts.len() && seq < 50_000_000 => {
+            let counts = &mut seen.counts[endpoint];
+            let i = seq as usize;
+            if counts.len() <= i {
+                counts.resize((i + 1).next_power_of_two(), 0);
+            }
+            counts[i] = counts[i].saturating_add(1);
+            let us = at.saturating_sub(sent) / 1_000;
+            seen.latencies_us.push(us.min(u64::from(u32::MAX)) as u32);
+        }
+        _ => seen.unreadable += 1,
+    }
+    StatusCode::OK
+}
+
+async fn start_receiver() -> Result<(String, Arc<ReceiverState>)> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let state = Arc::new(ReceiverState::default());
+    let app = Router::new()
+        .route("/hook/{endpoint}", post(receive))
+        .with_state(state.clone());
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            eprintln!("bench: receiver stopped: {e}");
+        }
+    });
+    Ok((format!("http://{addr}"), state))
+}
+
+// ---------------------------------------------------------------- producers
+
+/// What the producers did.
+#[derive(Default)]
+struct Produced {
+    accepted: Vec<u64>,
+    statuses: BTreeMap<String, u64>,
+    elapsed: Duration,
+}
+
+fn event_payload(seq: u64, pad: &str) -> Value {
+    json!({"seq": seq, "sent_at_ns": now_ns(), "status": "read", "pad": pad})
+}
+
+/// Closed loop: `concurrency` tasks, each posting one event and waiting for the
+/// answer, until `duration` is up. `to_gateway` wraps the payload as an event.
+async fn produce(
+    http: &reqwest::Client,
+    url: &str,
+    api_key: Option<&str>,
+    options: &Options,
+) -> Result<Produced> {
+    let next_seq = Arc::new(AtomicU64::new(0));
+    let pad: Arc<str> = "x".repeat(PAD_BYTES).into();
+    let start = Instant::now();
+    let deadline = start + options.duration;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..options.concurrency {
+        let (http, url, next_seq, pad) =
+            (http.clone(), url.to_string(), next_seq.clone(), pad.clone());
+        let api_key = api_key.map(str::to_string);
+        tasks.spawn(async move {
+            let mut accepted = Vec::new();
+            let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
+            while Instant::now() < deadline {
+                let seq = next_seq.fetch_add(1, Ordering::Relaxed);
+                let payload = event_payload(seq, &pad);
+                let request = match &api_key {
+                    Some(key) => http
+                        .post(&url)
+                        .bearer_auth(key)
+                        .json(&json!({"type": "bench.event", "payload": payload})),
+                    None => http.post(&url).json(&payload),
+                };
+                let status = match request.send().await {
+                    Ok(r) => {
+                        let status = r.status();
+                        // Read the answer so the connection goes back to the pool.
+                        let _ = r.bytes().await;
+                        status.as_u16().to_string()
+                    }
+                    Err(e) if e.is_timeout() => "timeout".to_string(),
+                    Err(_) => "error".to_string(),
+                };
+                if status == "202" || (api_key.is_none() && status == "200") {
+                    accepted.push(seq);
+                } else if status == "error" {
+                    // Do not spin on a refused connection.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                *statuses.entry(status).or_default() += 1;
+            }
+            (accepted, statuses)
+        });
+    }
+    let mut produced = Produced::default();
+    while let Some(done) = tasks.join_next().await {
+        let (accepted, statuses) = done?;
+        produced.accepted.extend(accepted);
+        for (k, v) in statuses {
+            *produced.statuses.entry(k).or_default() += v;
+        }
+    }
+    produced.elapsed = start.elapsed();
+    Ok(produced)
+}
+
+// ---------------------------------------------------------------- processes
+
+/// CPU time (user + system) of a process, from `/proc/<pid>/stat`.
+fn cpu_of(pid: u32) -> Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .context("malformed /proc stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11).context("utime")?.parse()?;
+    let stime: u64 = fields.get(12).context("stime")?.parse()?;
+    Ok(Duration::from_secs_f64(
+        (utime + stime) as f64 / clock_ticks(),
+    ))
+}
+
+fn clock_ticks() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// Peak resident set (`VmHWM`) in MiB.
+fn peak_rss_mib(pid: u32) -> Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .context("no VmHWM")?;
+    let kb: f64 = line
+        .split_whitespace()
+        .nth(1)
+        .context("VmHWM value")?
+        .parse()?;
+    Ok(kb / 1024.0)
+}
+
+/// Redis CPU: from `/proc` of its pid when visible, else `INFO CPU`.
+struct RedisProbe {
+    conn: redis::aio::MultiplexedConnection,
+    pid: Option<u32>,
+}
+
+impl RedisProbe {
+    async fn connect(url: &str) -> Result<Self> {
+        let client = redis::Client::open(url)?;
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query_async(&mut conn)
+            .await?;
+        let pid = info_field(&info, "process_id")
+            .and_then(|p| p.parse::<u32>().ok())
+            .filter(|p| cpu_of(*p).is_ok());
+        Ok(Self { conn, pid })
+    }
+
+    async fn cpu(&mut self) -> Result<Duration> {
+        if let Some(pid) = self.pid {
+            return cpu_of(pid);
+        }
+        let info: String = redis::cmd("INFO")
+            .arg("cpu")
+            .query_async(&mut self.conn)
+            .await?;
+        let sum: f64 = ["used_cpu_user", "used_cpu_sys"]
+            .iter()
+            .filter_map(|k| info_field(&info, k).and_then(|v| v.parse::<f64>().ok()))
+            .sum();
+        Ok(Duration::from_secs_f64(sum))
+    }
+
+    /// Deletes every key under `prefix` (hash-tagged ones too), bounded.
+    async fn cleanup(&mut self, prefix: &str) -> Result<()> {
+        for pattern in [format!("{prefix}:*"), format!("{{{prefix}:*")] {
+            let mut cursor: u64 = 0;
+            for _ in 0..1_000_000 {
+                let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(5000)
+                    .query_async(&mut self.conn)
+                    .await?;
+                if !keys.is_empty() {
+                    let _: () = redis::cmd("UNLINK")
+                        .arg(&keys)
+                        .query_async(&mut self.conn)
+                        .await?;
+                }
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn info_field<'a>(info: &'a str, name: &str) -> Option<&'a str> {
+    info.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .map(str::trim)
+}
+
+/// The gateway as a child process.
+struct Gateway {
+    child: Child,
+    pid: u32,
+    base: String,
+    admin_token: String,
+}
+
+impl Gateway {
+    async fn start(
+        options: &Options,
+        http: &reqwest::Client,
+        prefix: &str,
+        workers: bool,
+        log: &str,
+    ) -> Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let admin_token = format!("bench-admin-{}", ulid::Ulid::new());
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .with_context(|| format!("open {log}"))?;
+        let child = Command::new(&options.gateway_bin)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "warn")
+            .env("GATEWAY_LISTEN", format!("127.0.0.1:{port}"))
+            .env("GATEWAY_REDIS_URL", &options.redis_url)
+            .env("GATEWAY_REDIS_PREFIX", prefix)
+            .env("GATEWAY_ADMIN_TOKEN", &admin_token)
+            .env("GATEWAY_ALLOWED_NETWORKS", "127.0.0.0/8")
+            .env("GATEWAY_WORKERS_ENABLED", workers.to_string())
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("start {}", options.gateway_bin.display()))?;
+        let pid = child.id().context("gateway pid")?;
+        let gateway = Self {
+            child,
+            pid,
+            base: format!("http://127.0.0.1:{port}"),
+            admin_token,
+        };
+        for _ in 0..400 {
+            if let Ok(r) = http.get(format!("{}/readyz", gateway.base)).send().await {
+                if r.status().is_success() {
+                    return Ok(gateway);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        bail!("gateway did not become ready in 10 s (see {log})")
+    }
+
+    async fn call(
+        &self,
+        http: &reqwest::Client,
+        path: &str,
+        token: &str,
+        body: Value,
+    ) -> Result<Value> {
+        let r = http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await?;
+        let status = r.status();
+        let value: Value = r.json().await?;
+        if !status.is_success() {
+            bail!("POST {path}: {status} {value}");
+        }
+        Ok(value)
+    }
+
+    /// Graceful stop (SIGTERM), bounded; then SIGKILL.
+    async fn stop(mut self) -> Result<()> {
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid.to_string())
+            .status();
+        if tokio::time::timeout(Duration::from_secs(15), self.child.wait())
+            .await
+            .is_err()
+        {
+            self.child.kill().await?;
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------- scenarios
+
+/// The measured outcome of one scenario.
+#[derive(Default, Clone)]
+struct Outcome {
+    name: String,
+    note: String,
+    accepted: u64,
+    accepted_per_s: f64,
+    expected_deliveries: u64,
+    delivered: u64,
+    delivered_per_s: f64,
+    drain_s: f64,
+    p50_ms: Option<f64>,
+    p99_ms: Option<f64>,
+    p999_ms: Option<f64>,
+    gateway_cpu_s: Option<f64>,
+    redis_cpu_s: Option<f64>,
+    bench_cpu_s: f64,
+    gateway_us_per_event: Option<f64>,
+    redis_us_per_event: Option<f64>,
+    peak_rss_mib: Option<f64>,
+    lost: Option<u64>,
+    duplicated: u64,
+    unexpected: u64,
+    signatures_checked: u64,
+    signatures_bad: u64,
+    statuses: BTreeMap<String, u64>,
+    ratio: Option<f64>,
+}
+
+impl Outcome {
+    /// CPU of this process (producers and receiver) per delivered (or accepted) event.
+    fn bench_us_per_event(&self) -> Option<f64> {
+        let n = if self.delivered > 0 {
+            self.delivered
+        } else {
+            self.accepted
+        };
+        (n > 0).then(|| self.bench_cpu_s * 1e6 / n as f64)
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "scenario": self.name,
+            "note": self.note,
+            "accepted": self.accepted,
+            "accepted_per_s": round(self.accepted_per_s),
+            "expected_deliveries": self.expected_deliveries,
+            "delivered": self.delivered,
+            "delivered_per_s": round(self.delivered_per_s),
+            "drain_s": round(self.drain_s),
+            "latency_ms": {"p50": self.p50_ms.map(round), "p99": self.p99_ms.map(round), "p99_9": self.p999_ms.map(round)},
+            "cpu_s": {"gateway": self.gateway_cpu_s.map(round), "redis": self.redis_cpu_s.map(round), "bench": round(self.bench_cpu_s)},
+            "cpu_us_per_delivered": {"gateway": self.gateway_us_per_event.map(round), "redis": self.redis_us_per_event.map(round), "load_generator": self.bench_us_per_event().map(round)},
+            "gateway_peak_rss_mib": self.peak_rss_mib.map(round),
+            "lost": self.lost,
+            "duplicated": self.duplicated,
+            "unexpected": self.unexpected,
+            "signatures": {"checked": self.signatures_checked, "bad": self.signatures_bad},
+            "statuses": self.statuses,
+            "ratio_to_baseline": self.ratio.map(round),
+        })
+    }
+}
+
+fn round(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+fn percentile(sorted: &[u32], q: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    Some(f64::from(sorted[i.min(sorted.len() - 1)]) / 1000.0)
+}
+
+/// Waits until `expected` requests arrived, or nothing arrived for 10 s, or `limit`.
+async fn wait_drain(receiver: &ReceiverState, expected: u64, limit: Duration) -> Duration {
+    let start = Instant::now();
+    let mut last = receiver.arrivals.load(Ordering::SeqCst);
+    let mut last_change = Instant::now();
+    while start.elapsed() < limit {
+        let now = receiver.arrivals.load(Ordering::SeqCst);
+        if now >= expected {
+            break;
+        }
+        if now != last {
+            last = now;
+            last_change = Instant::now();
+        } else if last_change.elapsed() > Duration::from_secs(10) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    start.elapsed()
+}
+
+/// Fills in delivered, latency, lost and duplicated from what the receiver saw.
+fn account(
+    outcome: &mut Outcome,
+    receiver: &ReceiverState,
+    accepted: &[u64],
+    endpoints: usize,
+    window_start_ns: u64,
+) -> Result<()> {
+    let mut seen = receiver.seen.lock().map_err(|_| anyhow!("poisoned"))?;
+    let mut lost = 0;
+    let mut duplicated = 0;
+    let mut delivered = 0;
+    let mut accepted_mask: Vec<Vec<bool>> = Vec::new();
+    for counts in &seen.counts {
+        let mut mask = vec![false; counts.len()];
+        for &seq in accepted {
+            let c = counts.get(seq as usize).copied().unwrap_or(0);
+            if c == 0 {
+                lost += 1;
+            } else {
+                duplicated += u64::from(c - 1);
+            }
+            if let Some(m) = mask.get_mut(seq as usize) {
+                *m = true;
+            }
+        }
+        accepted_mask.push(mask);
+    }
+    let mut unexpected = seen.unreadable;
+    for (counts, mask) in seen.counts.iter().zip(&accepted_mask) {
+        for (i, &c) in counts.iter().enumerate() {
+            delivered += u64::from(c);
+            if c > 0 && !mask[i] {
+                unexpected += u64::from(c);
+            }
+        }
+    }
+    debug_assert_eq!(accepted_mask.len(), endpoints);
+    outcome.expected_deliveries = accepted.len() as u64 * endpoints as u64;
+    outcome.delivered = delivered;
+    outcome.lost = Some(lost);
+    outcome.duplicated = duplicated;
+    outcome.unexpected = unexpected;
+    // 0: from the first arrival (drain alone, where the gateway's start-up is not counted).
+    let from = if window_start_ns == 0 {
+        seen.first_ns
+    } else {
+        window_start_ns
+    };
+    let span_ns = seen.last_ns.saturating_sub(from);
+    if delivered > 0 && span_ns > 0 {
+        outcome.delivered_per_s = delivered as f64 / (span_ns as f64 / 1e9);
+    }
+    seen.latencies_us.sort_unstable();
+    outcome.p50_ms = percentile(&seen.latencies_us, 0.5);
+    outcome.p99_ms = percentile(&seen.latencies_us, 0.99);
+    outcome.p999_ms = percentile(&seen.latencies_us, 0.999);
+    outcome.signatures_checked = receiver.signatures_checked.load(Ordering::SeqCst);
+    outcome.signatures_bad = receiver.signatures_bad.load(Ordering::SeqCst);
+    Ok(())
+}
+
+struct Bench {
+    options: Options,
+    http: reqwest::Client,
+    redis: RedisProbe,
+    run_id: String,
+}
+
+impl Bench {
+    fn log_path(&self, name: &str) -> String {
+        let dir = self
+            .options
+            .out
+            .parent()
+            .unwrap_or(std::path::Path::new("."));
+        dir.join(format!("gateway-{name}.log"))
+            .display()
+            .to_string()
+    }
+
+    async fn baseline(&mut self) -> Result<Outcome> {
+        let (base, receiver) = start_receiver().await?;
+        receiver.reset(1, Vec::new())?;
+        let bench_cpu = cpu_of(std::process::id())?;
+        let start_ns = now_ns();
+        let produced = produce(&self.http, &format!("{base}/hook/0"), None, &self.options).await?;
+        let mut outcome = Outcome {
+            name: "baseline".into(),
+            note: "producers post straight to the receiver".into(),
+            accepted: produced.accepted.len() as u64,
+            accepted_per_s: produced.accepted.len() as f64 / produced.elapsed.as_secs_f64(),
+            statuses: produced.statuses.clone(),
+            ..Outcome::default()
+        };
+        account(&mut outcome, &receiver, &produced.accepted, 1, start_ns)?;
+        outcome.bench_cpu_s = (cpu_of(std::process::id())? - bench_cpu).as_secs_f64();
+        Ok(outcome)
+    }
+
+    /// Creates a tenant and `endpoints` endpoints pointing at the receiver.
+    async fn setup_tenant(
+        &self,
+        gateway: &Gateway,
+        receiver_base: &str,
+        endpoints: usize,
+        plugin: bool,
+    ) -> Result<(String, Vec<String>)> {
+        let tenant = gateway
+            .call(
+                &self.http,
+                "/v1/tenants",
+                &gateway.admin_token,
+                json!({"name": "bench"}),
+            )
+            .await?;
+        let key = tenant["api_key"]
+            .as_str()
+            .context("api_key in tenant answer")?
+            .to_string();
+        let mut secrets = Vec::new();
+        for i in 0..endpoints {
+            let mut body = json!({
+                "url": format!("{receiver_base}/hook/{i}"),
+                "event_types": ["bench.event"],
+            });
+            if plugin {
+                body["plugins"] = json!([{"plugin": "compose-template", "config": {"body": {
+                    "seq": "@{{payload.seq}}",
+                    "sent_at_ns": "@{{payload.sent_at_ns}}",
+                    "status": "@{{payload.status}}",
+                }}}]);
+            }
+            let endpoint = gateway
+                .call(&self.http, "/v1/endpoints", &key, body)
+                .await?;
+            secrets.push(
+                endpoint["secret"]
+                    .as_str()
+                    .context("secret in endpoint answer")?
+                    .to_string(),
+            );
+        }
+        Ok((key, secrets))
+    }
+
+    /// Scenarios 2-4: the gateway with workers on, producers for the duration, then drain.
+    async fn through_gateway(
+        &mut self,
+        name: &str,
+        endpoints: usize,
+        plugin: bool,
+    ) -> Result<Outcome> {
+        let prefix = format!("bench-{}-{name}", self.run_id);
+        let (receiver_base, receiver) = start_receiver().await?;
+        let gateway = Gateway::start(
+            &self.options,
+            &self.http,
+            &prefix,
+            true,
+            &self.log_path(name),
+        )
+        .await?;
+        let (key, secrets) = self
+            .setup_tenant(&gateway, &receiver_base, endpoints, plugin)
+            .await?;
+        receiver.reset(endpoints, secrets)?;
+        let gw_cpu = cpu_of(gateway.pid)?;
+        let redis_cpu = self.redis.cpu().await?;
+        let bench_cpu = cpu_of(std::process::id())?;
+        let perf = match &self.options.perf {
+            Some(file) => Some(
+                Command::new("perf")
+                    .args(["record", "-g", "-F", "999", "-o"])
+                    .arg(file)
+                    .arg("-p")
+                    .arg(gateway.pid.to_string())
+                    .arg("--")
+                    .arg("sleep")
+                    .arg(self.options.duration.as_secs().to_string())
+                    .stdout(Stdio::null())
+                    .kill_on_drop(true)
+                    .spawn()
+                    .context("perf record")?,
+            ),
+            None => None,
+        };
+        let start_ns = now_ns();
+        let produced = produce(
+            &self.http,
+            &format!("{}/v1/events", gateway.base),
+            Some(&key),
+            &self.options,
+        )
+        .await?;
+        if let Some(mut perf) = perf {
+            let _ = tokio::time::timeout(Duration::from_secs(30), perf.wait()).await;
+        }
+        let expected = produced.accepted.len() as u64 * endpoints as u64;
+        let drain = wait_drain(&receiver, expected, self.options.drain_timeout).await;
+        if !self.options.hold.is_zero() {
+            eprintln!(
+                "bench: holding gateway pid {} for {:?}",
+                gateway.pid, self.options.hold
+            );
+            tokio::time::sleep(self.options.hold).await;
+        }
+        let gw_cpu = (cpu_of(gateway.pid)? - gw_cpu).as_secs_f64();
+        let redis_cpu = (self.redis.cpu().await? - redis_cpu).as_secs_f64();
+        let bench_cpu = (cpu_of(std::process::id())? - bench_cpu).as_secs_f64();
+        let rss = peak_rss_mib(gateway.pid)?;
+        let mut outcome = Outcome {
+            name: name.into(),
+            note: match (endpoints, plugin) {
+                (1, false) => "1 endpoint, no plugin".into(),
+                (1, true) => "1 endpoint, compose-template".into(),
+                (n, _) => format!("{n} endpoints, no plugin; delivered counts requests"),
+            },
+            accepted: produced.accepted.len() as u64,
+            accepted_per_s: produced.accepted.len() as f64 / produced.elapsed.as_secs_f64(),
+            drain_s: drain.as_secs_f64(),
+            gateway_cpu_s: Some(gw_cpu),
+            redis_cpu_s: Some(redis_cpu),
+            bench_cpu_s: bench_cpu,
+            peak_rss_mib: Some(rss),
+            statuses: produced.statuses.clone(),
+            ..Outcome::default()
+        };
+        account(
+            &mut outcome,
+            &receiver,
+            &produced.accepted,
+            endpoints,
+            start_ns,
+        )?;
+        if outcome.delivered > 0 {
+            outcome.gateway_us_per_event = Some(gw_cpu * 1e6 / outcome.delivered as f64);
+            outcome.redis_us_per_event = Some(redis_cpu * 1e6 / outcome.delivered as f64);
+        }
+        gateway.stop().await?;
+        self.redis.cleanup(&prefix).await?;
+        Ok(outcome)
+    }
+
+    /// Scenarios 5 and 6: ingest with workers off, then a fresh gateway with
+    /// workers on drains the backlog with the producers off.
+    async fn ingest_then_drain(
+        &mut self,
+        want_ingest: bool,
+        want_drain: bool,
+    ) -> Result<Vec<Outcome>> {
+        let prefix = format!("bench-{}-backlog", self.run_id);
+        let (receiver_base, receiver) = start_receiver().await?;
+        let gateway = Gateway::start(
+            &self.options,
+            &self.http,
+            &prefix,
+            false,
+            &self.log_path("ingest-only"),
+        )
+        .await?;
+        let (key, secrets) = self
+            .setup_tenant(&gateway, &receiver_base, 1, false)
+            .await?;
+        receiver.reset(1, secrets)?;
+        let gw_cpu = cpu_of(gateway.pid)?;
+        let redis_cpu = self.redis.cpu().await?;
+        let bench_cpu = cpu_of(std::process::id())?;
+        let produced = produce(
+            &self.http,
+            &format!("{}/v1/events", gateway.base),
+            Some(&key),
+            &self.options,
+        )
+        .await?;
+        let accepted = produced.accepted.len() as u64;
+        let gw_cpu = (cpu_of(gateway.pid)? - gw_cpu).as_secs_f64();
+        let redis_cpu = (self.redis.cpu().await? - redis_cpu).as_secs_f64();
+        let bench_cpu = (cpu_of(std::process::id())? - bench_cpu).as_secs_f64();
+        let rss = peak_rss_mib(gateway.pid)?;
+        gateway.stop().await?;
+        let mut outcomes = Vec::new();
+        if want_ingest {
+            outcomes.push(Outcome {
+                name: "ingest-only".into(),
+                note: "workers off; CPU per accepted event".into(),
+                accepted,
+                accepted_per_s: accepted as f64 / produced.elapsed.as_secs_f64(),
+                gateway_cpu_s: Some(gw_cpu),
+                redis_cpu_s: Some(redis_cpu),
+                bench_cpu_s: bench_cpu,
+                gateway_us_per_event: (accepted > 0).then(|| gw_cpu * 1e6 / accepted as f64),
+                redis_us_per_event: (accepted > 0).then(|| redis_cpu * 1e6 / accepted as f64),
+                peak_rss_mib: Some(rss),
+                statuses: produced.statuses.clone(),
+                ..Outcome::default()
+            });
+        }
+        if want_drain {
+            let log = self.log_path("drain-only");
+            let redis_cpu = self.redis.cpu().await?;
+            let bench_cpu = cpu_of(std::process::id())?;
+            let gateway = Gateway::start(&self.options, &self.http, &prefix, true, &log).await?;
+            let gw_cpu = cpu_of(gateway.pid)?;
+            let drain = wait_drain(
+                &receiver,
+                accepted,
+                self.options.drain_timeout.max(Duration::from_secs(120)),
+            )
+            .await;
+            let gw_cpu = (cpu_of(gateway.pid)? - gw_cpu).as_secs_f64();
+            let redis_cpu = (self.redis.cpu().await? - redis_cpu).as_secs_f64();
+            let bench_cpu = (cpu_of(std::process::id())? - bench_cpu).as_secs_f64();
+            let rss = peak_rss_mib(gateway.pid)?;
+            let mut outcome = Outcome {
+                name: "drain-only".into(),
+                note: format!("backlog of {accepted}, producers off; latency includes the wait in the backlog"),
+                accepted,
+                drain_s: drain.as_secs_f64(),
+                gateway_cpu_s: Some(gw_cpu),
+                redis_cpu_s: Some(redis_cpu),
+                bench_cpu_s: bench_cpu,
+                peak_rss_mib: Some(rss),
+                ..Outcome::default()
+            };
+            account(&mut outcome, &receiver, &produced.accepted, 1, 0)?;
+            if outcome.delivered > 0 {
+                outcome.gateway_us_per_event = Some(gw_cpu * 1e6 / outcome.delivered as f64);
+                outcome.redis_us_per_event = Some(redis_cpu * 1e6 / outcome.delivered as f64);
+            }
+            gateway.stop().await?;
+            outcomes.push(outcome);
+        }
+        self.redis.cleanup(&prefix).await?;
+        Ok(outcomes)
+    }
+}
+
+// ---------------------------------------------------------------- report
+
+fn opt(x: Option<f64>, decimals: usize) -> String {
+    x.map_or("-".into(), |v| format!("{v:.decimals$}"))
+}
+
+fn table(outcomes: &[Outcome]) -> String {
+    let mut out = String::new();
+    out.push_str("| scenario | accepted/s | delivered/s | p50 ms | p99 ms | p99.9 ms | gw CPU µs/ev | Redis CPU µs/ev | gw peak RSS MiB | load-gen CPU µs/ev | lost | dup | × baseline |\n");
+    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for o in outcomes {
+        out.push_str(&format!(
+            "| {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            o.name,
+            o.accepted_per_s,
+            if o.delivered > 0 {
+                format!("{:.0}", o.delivered_per_s)
+            } else {
+                "-".into()
+            },
+            opt(o.p50_ms, 2),
+            opt(o.p99_ms, 2),
+            opt(o.p999_ms, 2),
+            opt(o.gateway_us_per_event, 1),
+            opt(o.redis_us_per_event, 1),
+            opt(o.peak_rss_mib, 1),
+            opt(o.bench_us_per_event(), 1),
+            o.lost.map_or("-".into(), |l| l.to_string()),
+            o.duplicated,
+            opt(o.ratio, 3),
+        ));
+    }
+    out
+}
+
+fn machine() -> Value {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, m)| m.trim().to_string())
+        .unwrap_or_default();
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem_kb: f64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    json!({
+        "nproc": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "cpu_model": model,
+        "mem_gib": round(mem_kb / 1024.0 / 1024.0),
+    })
+}
+
+/// Picks the `p50=…` and `p99=…` numbers of one line of the plugin micro-benchmark.
+fn plugin_line(text: &str, starts: &str) -> Option<Value> {
+    let line = text.lines().find(|l| l.starts_with(starts))?;
+    let num = |key: &str| -> Option<f64> {
+        let at = line.find(key)? + key.len();
+        line[at..].split_whitespace().next()?.parse().ok()
+    };
+    Some(json!({"line": line, "p50_us": num("p50="), "p99_us": num("p99=")}))
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let options = parse_options()?;
+    if let Some(dir) = options.out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(4096)
+        .build()?;
+    let redis = RedisProbe::connect(&options.redis_url)
+        .await
+        .context("redis (is it running? scripts/prepare.sh starts it)")?;
+    let mut bench = Bench {
+        options: options.clone(),
+        http,
+        redis,
+        run_id: ulid::Ulid::new().to_string().to_lowercase(),
+    };
+    let want = |s: &str| options.scenarios.iter().any(|x| x == s);
+    let mut outcomes: Vec<Outcome> = Vec::new();
+    for name in ALL_SCENARIOS {
+        if !want(name) || (*name == "drain-only" && want("ingest-only")) {
+            // drain-only runs together with ingest-only: it drains that backlog.
+            continue;
+        }
+        eprintln!(
+            "bench: scenario {name} ({} s, {} producers)",
+            options.duration.as_secs_f64(),
+            options.concurrency
+        );
+        let result = match *name {
+            "baseline" => bench.baseline().await.map(|o| vec![o]),
+            "gateway" => bench.through_gateway(name, 1, false).await.map(|o| vec![o]),
+            "compose-template" => bench.through_gateway(name, 1, true).await.map(|o| vec![o]),
+            "fanout-4" => bench.through_gateway(name, 4, false).await.map(|o| vec![o]),
+            "ingest-only" => bench.ingest_then_drain(true, want("drain-only")).await,
+            "drain-only" => bench.ingest_then_drain(false, true).await,
+            _ => Ok(Vec::new()),
+        };
+        match result {
+            Ok(list) => {
+                for o in &list {
+                    eprintln!(
+                        "bench:   {}: accepted {} ({:.0}/s), delivered {} ({:.0}/s), lost {:?}, dup {}, statuses {:?}",
+                        o.name, o.accepted, o.accepted_per_s, o.delivered, o.delivered_per_s, o.lost, o.duplicated, o.statuses
+                    );
+                }
+                outcomes.extend(list);
+            }
+            Err(e) => {
+                eprintln!("bench: scenario {name} failed: {e:#}");
+                outcomes.push(Outcome {
+                    name: name.to_string(),
+                    note: format!("failed: {e:#}"),
+                    ..Outcome::default()
+                });
+            }
+        }
+    }
+    let baseline = outcomes
+        .iter()
+        .find(|o| o.name == "baseline")
+        .map(|o| o.delivered_per_s)
+        .filter(|b| *b > 0.0);
+    for o in &mut outcomes {
+        let rate = if o.delivered > 0 {
+            o.delivered_per_s
+        } else {
+            o.accepted_per_s
+        };
+        o.ratio = baseline.map(|b| rate / b);
+    }
+    let plugin = options
+        .plugin_bench
+        .as_ref()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .map(|text| {
+            json!({
+                "compose_template_fresh_instance": plugin_line(&text, "invoke compose-template"),
+                "near_empty_call": plugin_line(&text, "validate_config"),
+                "native": plugin_line(&text, "native"),
+                "output": text,
+            })
+        });
+    let report = json!({
+        "date": std::env::var("BENCH_DATE").unwrap_or_default(),
+        "command": std::env::var("BENCH_COMMAND").unwrap_or_default(),
+        "machine": machine(),
+        "duration_s": options.duration.as_secs_f64(),
+        "concurrency": options.concurrency,
+        "event_bytes": PAD_BYTES + 100,
+        "scenarios": outcomes.iter().map(Outcome::json).collect::<Vec<_>>(),
+        "plugin_microbench": plugin,
+    });
+    std::fs::write(&options.out, serde_json::to_string_pretty(&report)?)?;
+    println!("{}", table(&outcomes));
+    println!(
+        "delivered/s: requests that reached the receiver per second from the first request to the last \
+         (fan-out counts each endpoint); ingest-only: CPU per accepted event; × baseline: delivered/s \
+         (accepted/s for ingest-only) over the baseline's."
+    );
+    println!("JSON: {}", options.out.display());
+    Ok(())
+}
