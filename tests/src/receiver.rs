@@ -43,6 +43,7 @@ struct Script {
     statuses: VecDeque<u16>,
     default: u16,
     delay: Duration,
+    headers: Vec<(String, String)>,
 }
 
 /// A receiver listening on 127.0.0.1.
@@ -79,14 +80,28 @@ impl Receiver {
                         body,
                         at: Instant::now(),
                     });
-                    let (status, delay) = {
+                    let (status, delay, extra) = {
                         let mut s = script.lock().expect("lock");
-                        (s.statuses.pop_front().unwrap_or(s.default), s.delay)
+                        let status = s.statuses.pop_front().unwrap_or(s.default);
+                        (status, s.delay, s.headers.clone())
                     };
                     if !delay.is_zero() {
                         tokio::time::sleep(delay).await;
                     }
-                    (StatusCode::from_u16(status).unwrap_or(StatusCode::OK), "ok")
+                    let mut headers = HeaderMap::new();
+                    for (name, value) in extra {
+                        if let (Ok(n), Ok(v)) = (
+                            axum::http::HeaderName::from_bytes(name.as_bytes()),
+                            axum::http::HeaderValue::from_str(&value),
+                        ) {
+                            headers.insert(n, v);
+                        }
+                    }
+                    (
+                        StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+                        headers,
+                        "ok",
+                    )
                 }
             },
         );
@@ -109,6 +124,15 @@ impl Receiver {
     /// Answer this status once the scripted ones are used up.
     pub fn set_default(&self, status: u16) {
         self.script.lock().expect("lock").default = status;
+    }
+
+    /// Add this header to every answer.
+    pub fn set_response_header(&self, name: &str, value: &str) {
+        self.script
+            .lock()
+            .expect("lock")
+            .headers
+            .push((name.to_string(), value.to_string()));
     }
 
     /// Wait this long before answering.

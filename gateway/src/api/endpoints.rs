@@ -109,6 +109,7 @@ pub(crate) fn view(endpoint: &Endpoint) -> EndpointView {
             .collect(),
         created_at: rfc3339(endpoint.created_at_ms),
         updated_at: rfc3339(endpoint.updated_at_ms),
+        disabled_reason: endpoint.disabled_reason.clone(),
     }
 }
 
@@ -175,6 +176,7 @@ pub async fn create(
         plugins: input.plugins,
         created_at_ms: now,
         updated_at_ms: now,
+        disabled_reason: None,
     };
     state.store.put_endpoint(&tenant.id, &endpoint).await?;
     tracing::info!(tenant = %tenant.id, endpoint = %endpoint.id, "endpoint created");
@@ -234,6 +236,9 @@ pub async fn patch(
     }
     patch.apply(&mut endpoint, &state.url_policy())?;
     endpoint.updated_at_ms = now_ms();
+    if endpoint.active && !was_active {
+        endpoint.disabled_reason = None;
+    }
     state.store.put_endpoint(&tenant.id, &endpoint).await?;
     if endpoint.active && !was_active {
         state.queue.release_held(&tenant.id, &endpoint.id).await?;
@@ -263,6 +268,9 @@ async fn set_active(
 ) -> ApiResult<Json<EndpointView>> {
     let mut endpoint = load(state, tenant, id).await?;
     endpoint.active = active;
+    if active {
+        endpoint.disabled_reason = None;
+    }
     endpoint.updated_at_ms = now_ms();
     state.store.put_endpoint(&tenant.id, &endpoint).await?;
     if active {

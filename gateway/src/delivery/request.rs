@@ -83,6 +83,7 @@ mod tests {
             plugins: vec![],
             created_at_ms: 0,
             updated_at_ms: 0,
+            disabled_reason: None,
         }
     }
 

@@ -121,7 +121,9 @@ pub fn next_step(
     if result == AttemptResult::Success {
         return NextStep::Delivered;
     }
-    if attempt >= policy.max_attempts {
+    // 410 Gone: the receiver says the endpoint no longer exists; retrying cannot help.
+    let gone = matches!(result, AttemptResult::Status { code: 410, .. });
+    if gone || attempt >= policy.max_attempts {
         return NextStep::GiveUp;
     }
     let scheduled = policy.delay_ms(attempt, jitter);
@@ -212,6 +214,15 @@ mod tests {
         assert_eq!(
             next_step(&p, 3, AttemptResult::NoAnswer, 0.5),
             NextStep::GiveUp
+        );
+        let gone = AttemptResult::Status {
+            code: 410,
+            retry_after_ms: None,
+        };
+        assert_eq!(
+            next_step(&p, 1, gone, 0.5),
+            NextStep::GiveUp,
+            "410 Gone is final"
         );
     }
 

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::attempt::{attempt, AttemptReport, DeliveryContext, Verdict};
-use super::retry::{next_step, NextStep};
+use super::retry::{next_step, AttemptResult, NextStep};
 use crate::queue::{Completion, Job, Queue};
 use crate::store::time::now_ms;
 use crate::store::{Store, StoreResult};
@@ -285,6 +285,16 @@ impl Worker {
         done.stats = Some((endpoint.id.clone(), stats_field(&done, &report.verdict)));
         if self.queue.complete(job, &done).await? {
             self.count(&done, &report.verdict, input.event_created_ms);
+        }
+        if matches!(
+            report.verdict,
+            Verdict::Sent(AttemptResult::Status { code: 410, .. })
+        ) {
+            let reason = "the receiver answered 410 Gone; resume the endpoint once it exists again";
+            self.store
+                .disable_endpoint(&job.tenant, &endpoint.id, reason)
+                .await?;
+            warn!(endpoint = %endpoint.id, "endpoint paused: receiver answered 410 Gone");
         }
         Ok(())
     }

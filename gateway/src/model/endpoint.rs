@@ -131,6 +131,10 @@ pub struct Endpoint {
     pub created_at_ms: u64,
     /// Unix time in ms.
     pub updated_at_ms: u64,
+    /// Why the gateway paused this endpoint by itself (a receiver answered 410 Gone);
+    /// cleared on resume.
+    #[serde(default)]
+    pub disabled_reason: Option<String>,
 }
 
 impl Endpoint {
@@ -254,6 +258,8 @@ pub struct EndpointView {
     pub created_at: String,
     /// RFC 3339.
     pub updated_at: String,
+    /// Set when the gateway paused the endpoint by itself (410 Gone), with why.
+    pub disabled_reason: Option<String>,
 }
 
 impl EndpointCreate {
@@ -495,6 +501,7 @@ mod tests {
             plugins: vec![],
             created_at_ms: 0,
             updated_at_ms: 0,
+            disabled_reason: None,
         };
         assert_eq!(ep.signing_secrets(999), vec!["whsec_new", "whsec_old"]);
         assert_eq!(ep.signing_secrets(1_000), vec!["whsec_new"]);

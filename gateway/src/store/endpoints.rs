@@ -119,6 +119,23 @@ impl Store {
         Ok(())
     }
 
+    /// Pauses an endpoint on the gateway's own initiative, saying why. Its later
+    /// deliveries are held, not lost, until the tenant resumes it.
+    pub async fn disable_endpoint(&self, tenant: &str, id: &str, reason: &str) -> StoreResult<()> {
+        let mut endpoint = match self.get_endpoint(tenant, id).await {
+            Ok(endpoint) => endpoint,
+            Err(StoreError::NotFound) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if !endpoint.active {
+            return Ok(());
+        }
+        endpoint.active = false;
+        endpoint.disabled_reason = Some(reason.to_string());
+        endpoint.updated_at_ms = super::time::now_ms();
+        self.put_endpoint(tenant, &endpoint).await
+    }
+
     /// Deletes an endpoint and bumps the version. Its logs stay (in the tenant's index)
     /// until retention removes them; its own index goes with it.
     pub async fn delete_endpoint(&self, tenant: &str, id: &str) -> StoreResult<()> {
