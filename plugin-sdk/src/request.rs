@@ -244,6 +244,31 @@ impl Request {
     }
 }
 
+/// Whether `name` is a valid HTTP header name (an RFC 9110 token).
+///
+/// ```
+/// assert!(plugin_sdk::is_header_name("X-Api-Key"));
+/// assert!(!plugin_sdk::is_header_name("bad name"));
+/// assert!(!plugin_sdk::is_header_name(""));
+/// ```
+pub fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Whether a header value contains CR, LF or NUL, which would break the header
+/// block (the gateway refuses such a request with `plugin_invalid_output`).
+///
+/// ```
+/// assert!(plugin_sdk::has_line_break("a\r\nHost: evil"));
+/// assert!(!plugin_sdk::has_line_break("Bearer abc"));
+/// ```
+pub fn has_line_break(value: &str) -> bool {
+    value.contains(['\r', '\n', '\0'])
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -296,29 +321,4 @@ mod tests {
         let request = Request::new("GET", "https://example.com/");
         assert_eq!(request.json_body().unwrap(), Value::Null);
     }
-}
-
-/// Whether `name` is a valid HTTP header name (an RFC 9110 token).
-///
-/// ```
-/// assert!(plugin_sdk::is_header_name("X-Api-Key"));
-/// assert!(!plugin_sdk::is_header_name("bad name"));
-/// assert!(!plugin_sdk::is_header_name(""));
-/// ```
-pub fn is_header_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
-
-/// Whether a header value contains CR, LF or NUL, which would break the header
-/// block (the gateway refuses such a request with `plugin_invalid_output`).
-///
-/// ```
-/// assert!(plugin_sdk::has_line_break("a\r\nHost: evil"));
-/// assert!(!plugin_sdk::has_line_break("Bearer abc"));
-/// ```
-pub fn has_line_break(value: &str) -> bool {
-    value.contains(['\r', '\n', '\0'])
 }
