@@ -18,7 +18,9 @@
 //! `--plugin-bench FILE` (output of the plugin micro-benchmark to include),
 //! `--drain-timeout SECS` (60), `--hold SECS` (0: keep each gateway running that
 //! long after its drain, e.g. to attach a profiler), `--perf FILE` (record the
-//! gateway with `perf record -g` while the producers run; gateway scenarios only).
+//! gateway with `perf record -g` while the producers run; gateway scenarios only),
+//! `--rate N` (events/s of `compose-template-paced`; default half the rate the
+//! closed-loop `compose-template` scenario reached).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -46,6 +48,7 @@ const ALL_SCENARIOS: &[&str] = &[
     "baseline",
     "gateway",
     "compose-template",
+    "compose-template-paced",
     "fanout-4",
     "ingest-only",
     "drain-only",
@@ -69,6 +72,7 @@ struct Options {
     drain_timeout: Duration,
     hold: Duration,
     perf: Option<PathBuf>,
+    rate: Option<f64>,
 }
 
 fn parse_options() -> Result<Options> {
@@ -83,6 +87,7 @@ fn parse_options() -> Result<Options> {
         drain_timeout: Duration::from_secs(60),
         hold: Duration::ZERO,
         perf: None,
+        rate: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -107,6 +112,7 @@ fn parse_options() -> Result<Options> {
             "--drain-timeout" => options.drain_timeout = Duration::from_secs(value.parse()?),
             "--hold" => options.hold = Duration::from_secs(value.parse()?),
             "--perf" => options.perf = Some(value.into()),
+            "--rate" => options.rate = Some(value.parse()?),
             other => bail!("unknown option {other}"),
         }
     }
@@ -284,12 +290,15 @@ fn event_payload(seq: u64, pad: &str) -> Value {
 }
 
 /// Closed loop: `concurrency` tasks, each posting one event and waiting for the
-/// answer, until `duration` is up. `to_gateway` wraps the payload as an event.
+/// answer, until `duration` is up. With `rate` (events/s in all), each task
+/// also waits for its next slot, so the load stays below saturation.
+/// With `api_key` the payload is wrapped as an event for the gateway.
 async fn produce(
     http: &reqwest::Client,
     url: &str,
     api_key: Option<&str>,
     options: &Options,
+    rate: Option<f64>,
 ) -> Result<Produced> {
     let next_seq = Arc::new(AtomicU64::new(0));
     let pad: Arc<str> = "x".repeat(PAD_BYTES).into();
@@ -300,10 +309,22 @@ async fn produce(
         let (http, url, next_seq, pad) =
             (http.clone(), url.to_string(), next_seq.clone(), pad.clone());
         let api_key = api_key.map(str::to_string);
+        let period = rate.map(|r| Duration::from_secs_f64(options.concurrency as f64 / r.max(1.0)));
         tasks.spawn(async move {
             let mut accepted = Vec::new();
             let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
+            let mut pace = period.map(|p| {
+                let mut i = tokio::time::interval(p);
+                i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                i
+            });
             while Instant::now() < deadline {
+                if let Some(pace) = &mut pace {
+                    pace.tick().await;
+                    if Instant::now() >= deadline {
+                        break;
+                    }
+                }
                 let seq = next_seq.fetch_add(1, Ordering::Relaxed);
                 let payload = event_payload(seq, &pad);
                 let request = match &api_key {
@@ -372,6 +393,30 @@ fn clock_ticks() -> f64 {
         .and_then(|o| String::from_utf8(o.stdout).ok())
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(100.0)
+}
+
+/// Busy and stolen CPU seconds of the whole machine, from `/proc/stat`.
+fn machine_cpu() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let get = |i: usize| fields.get(i).copied().unwrap_or(0.0);
+    // user nice system idle iowait irq softirq steal
+    let busy = get(0) + get(1) + get(2) + get(5) + get(6);
+    let ticks = clock_ticks();
+    (busy / ticks, get(7) / ticks)
+}
+
+/// Machine CPU since `start`: (busy, stolen).
+fn machine_cpu_since(start: (f64, f64)) -> (f64, f64) {
+    let now = machine_cpu();
+    (now.0 - start.0, now.1 - start.1)
 }
 
 /// Peak resident set (`VmHWM`) in MiB.
@@ -573,6 +618,9 @@ struct Outcome {
     gateway_cpu_s: Option<f64>,
     redis_cpu_s: Option<f64>,
     bench_cpu_s: f64,
+    /// Busy CPU of the machine not spent by the gateway, Redis or this process.
+    other_cpu_s: f64,
+    steal_s: f64,
     gateway_us_per_event: Option<f64>,
     redis_us_per_event: Option<f64>,
     peak_rss_mib: Option<f64>,
@@ -586,6 +634,14 @@ struct Outcome {
 }
 
 impl Outcome {
+    /// Records what the rest of the machine did during the measurement.
+    fn machine(&mut self, busy: (f64, f64)) {
+        let ours =
+            self.gateway_cpu_s.unwrap_or(0.0) + self.redis_cpu_s.unwrap_or(0.0) + self.bench_cpu_s;
+        self.other_cpu_s = (busy.0 - ours).max(0.0);
+        self.steal_s = busy.1;
+    }
+
     /// CPU of this process (producers and receiver) per delivered (or accepted) event.
     fn bench_us_per_event(&self) -> Option<f64> {
         let n = if self.delivered > 0 {
@@ -609,6 +665,7 @@ impl Outcome {
             "latency_ms": {"p50": self.p50_ms.map(round), "p99": self.p99_ms.map(round), "p99_9": self.p999_ms.map(round)},
             "cpu_s": {"gateway": self.gateway_cpu_s.map(round), "redis": self.redis_cpu_s.map(round), "bench": round(self.bench_cpu_s)},
             "cpu_us_per_delivered": {"gateway": self.gateway_us_per_event.map(round), "redis": self.redis_us_per_event.map(round), "load_generator": self.bench_us_per_event().map(round)},
+            "machine_cpu_s": {"other_processes": round(self.other_cpu_s), "steal": round(self.steal_s)},
             "gateway_peak_rss_mib": self.peak_rss_mib.map(round),
             "lost": self.lost,
             "duplicated": self.duplicated,
@@ -738,8 +795,16 @@ impl Bench {
         let (base, receiver) = start_receiver().await?;
         receiver.reset(1, Vec::new())?;
         let bench_cpu = cpu_of(std::process::id())?;
+        let machine = machine_cpu();
         let start_ns = now_ns();
-        let produced = produce(&self.http, &format!("{base}/hook/0"), None, &self.options).await?;
+        let produced = produce(
+            &self.http,
+            &format!("{base}/hook/0"),
+            None,
+            &self.options,
+            None,
+        )
+        .await?;
         let mut outcome = Outcome {
             name: "baseline".into(),
             note: "producers post straight to the receiver".into(),
@@ -750,6 +815,7 @@ impl Bench {
         };
         account(&mut outcome, &receiver, &produced.accepted, 1, start_ns)?;
         outcome.bench_cpu_s = (cpu_of(std::process::id())? - bench_cpu).as_secs_f64();
+        outcome.machine(machine_cpu_since(machine));
         Ok(outcome)
     }
 
@@ -805,6 +871,7 @@ impl Bench {
         name: &str,
         endpoints: usize,
         plugin: bool,
+        rate: Option<f64>,
     ) -> Result<Outcome> {
         let prefix = format!("bench-{}-{name}", self.run_id);
         let (receiver_base, receiver) = start_receiver().await?;
@@ -823,6 +890,7 @@ impl Bench {
         let gw_cpu = cpu_of(gateway.pid)?;
         let redis_cpu = self.redis.cpu().await?;
         let bench_cpu = cpu_of(std::process::id())?;
+        let machine = machine_cpu();
         let perf = match &self.options.perf {
             Some(file) => Some(
                 Command::new("perf")
@@ -846,6 +914,7 @@ impl Bench {
             &format!("{}/v1/events", gateway.base),
             Some(&key),
             &self.options,
+            rate,
         )
         .await?;
         if let Some(mut perf) = perf {
@@ -864,12 +933,16 @@ impl Bench {
         let redis_cpu = (self.redis.cpu().await? - redis_cpu).as_secs_f64();
         let bench_cpu = (cpu_of(std::process::id())? - bench_cpu).as_secs_f64();
         let rss = peak_rss_mib(gateway.pid)?;
+        let busy = machine_cpu_since(machine);
         let mut outcome = Outcome {
             name: name.into(),
-            note: match (endpoints, plugin) {
-                (1, false) => "1 endpoint, no plugin".into(),
-                (1, true) => "1 endpoint, compose-template".into(),
-                (n, _) => format!("{n} endpoints, no plugin; delivered counts requests"),
+            note: match (endpoints, plugin, rate) {
+                (1, true, Some(r)) => {
+                    format!("1 endpoint, compose-template, paced at {r:.0} events/s")
+                }
+                (1, false, _) => "1 endpoint, no plugin".into(),
+                (1, true, _) => "1 endpoint, compose-template".into(),
+                (n, _, _) => format!("{n} endpoints, no plugin; delivered counts requests"),
             },
             accepted: produced.accepted.len() as u64,
             accepted_per_s: produced.accepted.len() as f64 / produced.elapsed.as_secs_f64(),
@@ -888,6 +961,7 @@ impl Bench {
             endpoints,
             start_ns,
         )?;
+        outcome.machine(busy);
         if outcome.delivered > 0 {
             outcome.gateway_us_per_event = Some(gw_cpu * 1e6 / outcome.delivered as f64);
             outcome.redis_us_per_event = Some(redis_cpu * 1e6 / outcome.delivered as f64);
@@ -921,11 +995,13 @@ impl Bench {
         let gw_cpu = cpu_of(gateway.pid)?;
         let redis_cpu = self.redis.cpu().await?;
         let bench_cpu = cpu_of(std::process::id())?;
+        let machine = machine_cpu();
         let produced = produce(
             &self.http,
             &format!("{}/v1/events", gateway.base),
             Some(&key),
             &self.options,
+            None,
         )
         .await?;
         let accepted = produced.accepted.len() as u64;
@@ -933,10 +1009,11 @@ impl Bench {
         let redis_cpu = (self.redis.cpu().await? - redis_cpu).as_secs_f64();
         let bench_cpu = (cpu_of(std::process::id())? - bench_cpu).as_secs_f64();
         let rss = peak_rss_mib(gateway.pid)?;
+        let busy = machine_cpu_since(machine);
         gateway.stop().await?;
         let mut outcomes = Vec::new();
         if want_ingest {
-            outcomes.push(Outcome {
+            let mut outcome = Outcome {
                 name: "ingest-only".into(),
                 note: "workers off; CPU per accepted event".into(),
                 accepted,
@@ -949,14 +1026,18 @@ impl Bench {
                 peak_rss_mib: Some(rss),
                 statuses: produced.statuses.clone(),
                 ..Outcome::default()
-            });
+            };
+            outcome.machine(busy);
+            outcomes.push(outcome);
         }
         if want_drain {
             let log = self.log_path("drain-only");
             let redis_cpu = self.redis.cpu().await?;
             let bench_cpu = cpu_of(std::process::id())?;
+            let machine = machine_cpu();
             let gateway = Gateway::start(&self.options, &self.http, &prefix, true, &log).await?;
-            let gw_cpu = cpu_of(gateway.pid)?;
+            // From the process start: the workers begin before it answers /readyz.
+            let gw_cpu = Duration::ZERO;
             let drain = wait_drain(
                 &receiver,
                 accepted,
@@ -967,6 +1048,7 @@ impl Bench {
             let redis_cpu = (self.redis.cpu().await? - redis_cpu).as_secs_f64();
             let bench_cpu = (cpu_of(std::process::id())? - bench_cpu).as_secs_f64();
             let rss = peak_rss_mib(gateway.pid)?;
+            let busy = machine_cpu_since(machine);
             let mut outcome = Outcome {
                 name: "drain-only".into(),
                 note: format!("backlog of {accepted}, producers off; latency includes the wait in the backlog"),
@@ -979,6 +1061,7 @@ impl Bench {
                 ..Outcome::default()
             };
             account(&mut outcome, &receiver, &produced.accepted, 1, 0)?;
+            outcome.machine(busy);
             if outcome.delivered > 0 {
                 outcome.gateway_us_per_event = Some(gw_cpu * 1e6 / outcome.delivered as f64);
                 outcome.redis_us_per_event = Some(redis_cpu * 1e6 / outcome.delivered as f64);
@@ -999,11 +1082,11 @@ fn opt(x: Option<f64>, decimals: usize) -> String {
 
 fn table(outcomes: &[Outcome]) -> String {
     let mut out = String::new();
-    out.push_str("| scenario | accepted/s | delivered/s | p50 ms | p99 ms | p99.9 ms | gw CPU µs/ev | Redis CPU µs/ev | gw peak RSS MiB | load-gen CPU µs/ev | lost | dup | × baseline |\n");
-    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    out.push_str("| scenario | accepted/s | delivered/s | p50 ms | p99 ms | p99.9 ms | gw CPU µs/ev | Redis CPU µs/ev | gw peak RSS MiB | load-gen CPU µs/ev | other CPU s | lost | dup | × baseline |\n");
+    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for o in outcomes {
         out.push_str(&format!(
-            "| {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {} | {} | {} |\n",
             o.name,
             o.accepted_per_s,
             if o.delivered > 0 {
@@ -1018,6 +1101,7 @@ fn table(outcomes: &[Outcome]) -> String {
             opt(o.redis_us_per_event, 1),
             opt(o.peak_rss_mib, 1),
             opt(o.bench_us_per_event(), 1),
+            o.other_cpu_s,
             o.lost.map_or("-".into(), |l| l.to_string()),
             o.duplicated,
             opt(o.ratio, 3),
@@ -1092,9 +1176,31 @@ async fn main() -> Result<()> {
         );
         let result = match *name {
             "baseline" => bench.baseline().await.map(|o| vec![o]),
-            "gateway" => bench.through_gateway(name, 1, false).await.map(|o| vec![o]),
-            "compose-template" => bench.through_gateway(name, 1, true).await.map(|o| vec![o]),
-            "fanout-4" => bench.through_gateway(name, 4, false).await.map(|o| vec![o]),
+            "gateway" => bench
+                .through_gateway(name, 1, false, None)
+                .await
+                .map(|o| vec![o]),
+            "compose-template" => bench
+                .through_gateway(name, 1, true, None)
+                .await
+                .map(|o| vec![o]),
+            "compose-template-paced" => {
+                // Half the saturated rate of the closed loop (or --rate), to read latency below saturation.
+                let rate = options.rate.or_else(|| {
+                    outcomes
+                        .iter()
+                        .find(|o| o.name == "compose-template" && o.accepted_per_s > 0.0)
+                        .map(|o| o.accepted_per_s / 2.0)
+                });
+                bench
+                    .through_gateway(name, 1, true, Some(rate.unwrap_or(1000.0)))
+                    .await
+                    .map(|o| vec![o])
+            }
+            "fanout-4" => bench
+                .through_gateway(name, 4, false, None)
+                .await
+                .map(|o| vec![o]),
             "ingest-only" => bench.ingest_then_drain(true, want("drain-only")).await,
             "drain-only" => bench.ingest_then_drain(false, true).await,
             _ => Ok(Vec::new()),
@@ -1158,8 +1264,9 @@ async fn main() -> Result<()> {
     println!("{}", table(&outcomes));
     println!(
         "delivered/s: requests that reached the receiver per second from the first request to the last \
-         (fan-out counts each endpoint); ingest-only: CPU per accepted event; × baseline: delivered/s \
-         (accepted/s for ingest-only) over the baseline's."
+         (fan-out counts each endpoint); ingest-only: CPU per accepted event; other CPU s: busy CPU of \
+         the machine not used by the gateway, Redis or the load generator during the scenario (interference); \
+         × baseline: delivered/s (accepted/s for ingest-only) over the baseline's."
     );
     println!("JSON: {}", options.out.display());
     Ok(())
