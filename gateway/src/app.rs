@@ -101,15 +101,12 @@ pub async fn run(
         };
         info!(addr = %listener.local_addr()?, "api listening");
         let app = api::router(state);
-        let stop = shutdown.clone();
-        tasks.spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await;
-            if let Err(e) = served {
-                warn!(error = %e, "api server stopped with an error");
-            }
-        });
+        tasks.spawn(api::serve::serve(
+            listener,
+            app,
+            shutdown.clone(),
+            Duration::from_secs(30),
+        ));
     }
     while tasks.join_next().await.is_some() {}
     info!("gateway stopped");

@@ -1,6 +1,7 @@
 //! The HTTP API: axum routes under `/v1`, health, and the OpenAPI document
 //! generated from the handlers' annotations (`GET /openapi.json`).
 
+pub mod api_keys;
 pub mod auth;
 pub mod endpoints;
 pub mod error;
@@ -10,6 +11,7 @@ pub mod health;
 pub mod json;
 pub mod logs;
 pub mod plugins;
+pub mod serve;
 pub mod tenants;
 
 use std::sync::Arc;
@@ -68,7 +70,7 @@ impl AppState {
 #[openapi(
     info(title = "Webhook gateway", description = "Durable ingest, WebAssembly plugins, signed delivery with retries."),
     modifiers(&Security),
-    tags((name = "events"), (name = "endpoints"), (name = "logs"), (name = "plugins"), (name = "event-types"), (name = "tenants"), (name = "health"))
+    tags((name = "events"), (name = "endpoints"), (name = "logs"), (name = "plugins"), (name = "event-types"), (name = "tenants"), (name = "api-keys"), (name = "health"))
 )]
 struct ApiDoc;
 
@@ -96,6 +98,8 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(upload_limit));
     let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(tenants::create))
+        .routes(routes!(api_keys::create, api_keys::list))
+        .routes(routes!(api_keys::revoke))
         .routes(routes!(endpoints::create, endpoints::list))
         .routes(routes!(endpoints::get, endpoints::patch, endpoints::delete))
         .routes(routes!(endpoints::pause))

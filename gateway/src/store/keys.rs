@@ -10,6 +10,7 @@
 //! | `P:apikey:<sha256>` | string | JSON `{tenant_id, key_id}` for an API key hash | tenant/key creation | key revocation |
 //! | `P:tenants` | set | every tenant id | tenant creation | never |
 //! | `P:tenant:<tid>` | string | tenant record (JSON) | tenant creation | never |
+//! | `P:tenant:<tid>:keys` | hash | API key id → `{name, hint, created_at_ms, hash}` | key creation | key revocation |
 //! | `{S}:t:<tid>:endpoints` | hash | endpoint id → endpoint JSON (secrets included) | endpoint API | endpoint delete |
 //! | `{S}:t:<tid>:endpoints:ver` | string | counter bumped on every endpoint change; ingest checks it | endpoint API | never |
 //! | `{S}:t:<tid>:evt:<evt>` | hash | event: type, channel, payload, created_at, deliveries | ingest | TTL (retention) |
@@ -75,6 +76,11 @@ impl Keys {
     /// Set of all tenant ids.
     pub fn tenants(&self) -> String {
         format!("{}:tenants", self.prefix)
+    }
+
+    /// A tenant's API key index (key id → info with the key's hash).
+    pub fn tenant_api_keys(&self, tenant: &str) -> String {
+        format!("{}:tenant:{}:keys", self.prefix, tenant)
     }
 
     /// One tenant's record.
