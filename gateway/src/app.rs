@@ -98,6 +98,7 @@ pub async fn run(
             max_body_bytes: config.max_body_bytes,
             max_upload_bytes: config.plugins.max_upload_bytes,
             metrics,
+            default_rate_limit_per_s: config.default_rate_limit_per_s,
         };
         info!(addr = %listener.local_addr()?, "api listening");
         let app = api::router(state);

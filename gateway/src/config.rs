@@ -51,6 +51,9 @@ pub struct Config {
     pub retention_days: u32,
     /// Retention in seconds; overrides `retention_days` when set (short-lived and test deployments).
     pub retention_secs: Option<u64>,
+    /// Events per second a tenant may send when its own settings name no limit; unset
+    /// means unlimited (`GATEWAY_DEFAULT_RATE_LIMIT_PER_S`).
+    pub default_rate_limit_per_s: Option<u32>,
     /// Largest accepted request body in bytes; larger is a 413 (`GATEWAY_MAX_BODY_BYTES`).
     pub max_body_bytes: usize,
     /// `text` or `json` log lines (`GATEWAY_LOG_FORMAT`).
@@ -87,6 +90,7 @@ impl Default for Config {
             retention_days: 30,
             retention_secs: None,
             max_body_bytes: 1024 * 1024,
+            default_rate_limit_per_s: None,
             log_format: LogFormat::Text,
             plugins: PluginLimits::default(),
         }

@@ -17,6 +17,8 @@ use crate::store::tenants::hash_token;
 pub struct Tenant {
     /// `ten_...`.
     pub id: String,
+    /// Operator-set limits (rate, IP allow-list).
+    pub settings: std::sync::Arc<crate::store::tenant_settings::TenantSettings>,
 }
 
 /// Proof that the request carries the admin token.
@@ -40,12 +42,26 @@ impl FromRequestParts<AppState> for Tenant {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let token = bearer(parts).ok_or(ApiError::Unauthorized)?;
-        match state.store.authenticate(token).await? {
-            Some(record) => Ok(Tenant {
-                id: record.tenant_id,
-            }),
-            None => Err(ApiError::Unauthorized),
+        let record = state
+            .store
+            .authenticate(token)
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
+        let settings = state.store.tenant_settings(&record.tenant_id).await?;
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
+        if let Some(ip) = peer {
+            if !settings.allows(ip) {
+                tracing::info!(tenant = %record.tenant_id, %ip, "call refused by the tenant's IP allow-list");
+                return Err(ApiError::IpNotAllowed);
+            }
         }
+        Ok(Tenant {
+            id: record.tenant_id,
+            settings,
+        })
     }
 }
 

@@ -32,6 +32,12 @@ pub enum ApiError {
     /// 405: the route exists but not with this method.
     #[error("method not allowed on this route")]
     MethodNotAllowed,
+    /// 403: the tenant's IP allow-list does not include the caller.
+    #[error("calls from this address are not allowed for this tenant")]
+    IpNotAllowed,
+    /// 429: over the tenant's rate limit; retry after the given seconds.
+    #[error("rate limit exceeded; retry after {0} s")]
+    RateLimited(u64),
     /// 413: the body is larger than allowed.
     #[error("request body is too large")]
     TooLarge(usize),
@@ -84,6 +90,8 @@ impl ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            ApiError::IpNotAllowed => (StatusCode::FORBIDDEN, "ip_not_allowed"),
+            ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
@@ -117,6 +125,10 @@ impl IntoResponse for ApiError {
             ApiError::Invalid(e) => e.to_string(),
             other => other.to_string(),
         };
+        let retry_after = match &self {
+            ApiError::RateLimited(secs) => Some(*secs),
+            _ => None,
+        };
         let body = ErrorBody {
             error: ErrorDetail {
                 code,
@@ -124,7 +136,14 @@ impl IntoResponse for ApiError {
                 field,
             },
         };
-        (status, axum::Json(body)).into_response()
+        let mut response = (status, axum::Json(body)).into_response();
+        if let Some(secs) = retry_after {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(secs),
+            );
+        }
+        response
     }
 }
 
@@ -141,6 +160,7 @@ impl From<StoreError> for ApiError {
             StoreError::Redis(e) => ApiError::Internal(e.to_string()),
             StoreError::NotFound => ApiError::NotFound("resource"),
             StoreError::Conflict(m) => ApiError::Conflict(m),
+            StoreError::RateLimited(secs) => ApiError::RateLimited(secs),
             StoreError::Corrupt(m) => ApiError::Internal(m),
         }
     }

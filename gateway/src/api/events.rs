@@ -71,7 +71,12 @@ pub async fn create(
     check_target(&state, &tenant.id, &event, "endpoint_id").await?;
     let accepted = state
         .store
-        .ingest(&tenant.id, &event, key.as_deref())
+        .ingest(
+            &tenant.id,
+            &event,
+            key.as_deref(),
+            state.rate_limit(&tenant),
+        )
         .await?;
     state.metrics.events_accepted.inc();
     tracing::debug!(tenant = %tenant.id, event = %accepted.id, deliveries = accepted.deliveries, "event accepted");
@@ -106,14 +111,20 @@ pub async fn batch(
         .await?;
     }
     let mut ingests = Vec::with_capacity(batch.events.len());
+    let limit = state.rate_limit(&tenant);
     for (i, event) in batch.events.iter().enumerate() {
         let item_key = key.as_ref().map(|k| format!("{k}:{i}"));
         let store = state.store.clone();
         let tenant = tenant.id.clone();
         let event = event.clone();
-        ingests.push(async move { store.ingest(&tenant, &event, item_key.as_deref()).await });
+        ingests.push(async move {
+            store
+                .ingest(&tenant, &event, item_key.as_deref(), limit)
+                .await
+        });
     }
-    // The scripts pipeline over one connection; all are attempted, the first error is reported.
+    // The scripts pipeline over one connection; all are attempted, the first error is reported
+    // (an item over the rate limit is not stored; the others are: resend with the same key).
     let results = futures::future::join_all(ingests).await;
     let data = results.into_iter().collect::<Result<Vec<_>, _>>()?;
     state.metrics.events_accepted.inc_by(data.len() as u64);

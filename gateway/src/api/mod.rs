@@ -54,9 +54,19 @@ pub struct AppState {
     pub max_upload_bytes: usize,
     /// Prometheus metrics.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Events per second per tenant when its settings name none.
+    pub default_rate_limit_per_s: Option<u32>,
 }
 
 impl AppState {
+    /// The ingest rate limit in force for `tenant`.
+    pub fn rate_limit(&self, tenant: &auth::Tenant) -> Option<u32> {
+        tenant
+            .settings
+            .rate_limit_per_s
+            .or(self.default_rate_limit_per_s)
+    }
+
     /// The url rules endpoints are checked with.
     pub fn url_policy(&self) -> UrlPolicy<'_> {
         UrlPolicy {
@@ -98,6 +108,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(upload_limit));
     let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(tenants::create))
+        .routes(routes!(tenants::get_settings, tenants::put_settings))
         .routes(routes!(api_keys::create, api_keys::list))
         .routes(routes!(api_keys::revoke))
         .routes(routes!(endpoints::create, endpoints::list))

@@ -54,7 +54,7 @@ pub async fn serve(
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => accepted,
         };
-        let (stream, _) = match accepted {
+        let (stream, peer) = match accepted {
             Ok(conn) => conn,
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
@@ -64,8 +64,14 @@ pub async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
+        // The peer address goes into each request, for per-tenant IP allow-lists.
         let service = TowerToHyperService::new(app.clone().map_request(
-            |req: hyper::Request<hyper::body::Incoming>| req.map(axum::body::Body::new),
+            move |req: hyper::Request<hyper::body::Incoming>| {
+                let mut req = req.map(axum::body::Body::new);
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                req
+            },
         ));
         let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
         let connection = graceful.watch(connection.into_owned());

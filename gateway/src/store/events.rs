@@ -23,16 +23,22 @@ static INGEST: LazyLock<Script> = LazyLock::new(|| Script::new(INGEST_LUA));
 
 const INGEST_LUA: &str = r#"
 -- KEYS: 1 endpoints version, 2 idempotency key, 3 event, 4 tenant log index, 5 job stream,
---       then per delivery: log hash, endpoint log index
+--       then per delivery: log hash, endpoint log index; last: this second's rate counter
 -- An Idempotency-Key is remembered 24 h (86400 s), or the retention if shorter.
 -- ARGV: 1 expected version, 2 use idempotency (0/1), 3 ttl secs, 4 event id, 5 tenant,
 --       6 type, 7 channel, 8 target endpoint, 9 payload, 10 created ms, 11 delivery count,
---       then per delivery: msg id, endpoint id
+--       then per delivery: msg id, endpoint id; last: events allowed per second (0: no limit)
 local version = redis.call('GET', KEYS[1]) or '0'
 if version ~= ARGV[1] then return {'stale'} end
 if ARGV[2] == '1' then
   local seen = redis.call('GET', KEYS[2])
   if seen then return {'dup', seen} end
+end
+local limit = tonumber(ARGV[#ARGV])
+if limit > 0 then
+  local used = redis.call('INCR', KEYS[#KEYS])
+  if used == 1 then redis.call('EXPIRE', KEYS[#KEYS], 2) end
+  if used > limit then return {'limited'} end
 end
 local ttl = tonumber(ARGV[3])
 local n = tonumber(ARGV[11])
@@ -65,11 +71,13 @@ fn idempotency_hash(key: &str) -> String {
 
 impl Store {
     /// Stores an event and its deliveries; the returned id is durable once this returns.
+    /// `rate_limit` caps the tenant's events per second across every gateway process.
     pub async fn ingest(
         &self,
         tenant: &str,
         event: &EventCreate,
         idempotency_key: Option<&str>,
+        rate_limit: Option<u32>,
     ) -> StoreResult<EventAccepted> {
         let event_id = new_id(IdKind::Event);
         let payload = serde_json::to_string(&event.payload)?;
@@ -112,6 +120,9 @@ impl Store {
                     .arg(msg)
                     .arg(&endpoint.id);
             }
+            invocation
+                .key(self.keys.rate_window(tenant, created / 1000))
+                .arg(rate_limit.unwrap_or(0));
             let mut conn = self.conn();
             let reply: Vec<String> = invocation.invoke_async(&mut conn).await?;
             match reply.first().map(String::as_str) {
@@ -128,6 +139,7 @@ impl Store {
                     let deliveries = parts.next().and_then(|n| n.parse().ok()).unwrap_or(0);
                     return Ok(EventAccepted { id, deliveries });
                 }
+                Some("limited") => return Err(StoreError::RateLimited(1)),
                 Some("stale") => set = self.load_endpoints(tenant).await?,
                 other => {
                     return Err(StoreError::Corrupt(format!(

@@ -21,6 +21,7 @@
 //! | `{S}:t:<tid>:ep:<ep>:logs` | zset (lex) | that endpoint's log ids | ingest | janitor, endpoint delete |
 //! | `{S}:t:<tid>:ep:<ep>:stats:<hour>` | hash | outcome → count for that hour | worker (with the outcome) | TTL 8 days |
 //! | `{S}:t:<tid>:ep:<ep>:held` | zset | jobs parked while the endpoint is paused | worker | resume |
+//! | `{S}:t:<tid>:rate:<sec>` | string | events accepted in that second (rate limit) | ingest | TTL 2 s |
 //! | `{S}:t:<tid>:event-types` | hash | tenant's own event types → description | event-types API | never |
 //! | `{S}:t:<tid>:plugins` | hash | plugin name → metadata JSON (version = sha256) | plugin API | plugin delete |
 //! | `{S}:jobs` | stream | ready jobs `{t: tenant, m: msg}`; the consumer group leases them | ingest, mover, retry | ack (XDEL) |
@@ -141,6 +142,11 @@ impl Keys {
     /// Jobs held while an endpoint is paused.
     pub fn held(&self, tenant: &str, endpoint: &str) -> String {
         format!("{}:ep:{}:held", self.tenant_base(tenant), endpoint)
+    }
+
+    /// A tenant's ingest counter for one second (Unix seconds).
+    pub fn rate_window(&self, tenant: &str, second: u64) -> String {
+        format!("{}:rate:{}", self.tenant_base(tenant), second)
     }
 
     /// A tenant's own event types.

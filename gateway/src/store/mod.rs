@@ -13,6 +13,7 @@ pub mod keys;
 pub mod logs;
 pub mod plugins;
 pub mod retention;
+pub mod tenant_settings;
 pub mod tenants;
 pub mod time;
 
@@ -35,6 +36,9 @@ pub enum StoreError {
     /// The request conflicts with the resource's state.
     #[error("{0}")]
     Conflict(String),
+    /// The tenant sent more than its rate limit allows; retry after this many seconds.
+    #[error("rate limit exceeded")]
+    RateLimited(u64),
     /// A stored value could not be decoded.
     #[error("corrupt record: {0}")]
     Corrupt(String),
@@ -57,6 +61,7 @@ pub struct Store {
     keys: Arc<Keys>,
     retention_secs: u64,
     endpoints: Arc<endpoints::EndpointCache>,
+    settings: Arc<tenant_settings::SettingsCache>,
 }
 
 impl Store {
@@ -81,6 +86,7 @@ impl Store {
             keys: Arc::new(keys),
             retention_secs: retention.as_secs().max(1),
             endpoints: Arc::new(endpoints::EndpointCache::default()),
+            settings: Arc::new(tenant_settings::SettingsCache::default()),
         }
     }
 
