@@ -71,6 +71,7 @@ pub async fn run(
             concurrency: config.worker_concurrency,
             lease: Duration::from_millis(config.lease_ms),
             drain_timeout: Duration::from_millis(MAX_TIMEOUT_MS + 5_000),
+            disable_after_failing: Duration::from_millis(config.disable_after_failing_ms),
         };
         tasks.spawn(janitor(
             store.clone(),

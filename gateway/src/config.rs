@@ -51,6 +51,9 @@ pub struct Config {
     pub retention_days: u32,
     /// Retention in seconds; overrides `retention_days` when set (short-lived and test deployments).
     pub retention_secs: Option<u64>,
+    /// An endpoint whose every attempt has failed for this long (ms) is paused and the
+    /// tenant told (`GATEWAY_DISABLE_AFTER_FAILING_MS`, default 5 days).
+    pub disable_after_failing_ms: u64,
     /// Events per second a tenant may send when its own settings name no limit; unset
     /// means unlimited (`GATEWAY_DEFAULT_RATE_LIMIT_PER_S`).
     pub default_rate_limit_per_s: Option<u32>,
@@ -91,6 +94,7 @@ impl Default for Config {
             retention_secs: None,
             max_body_bytes: 1024 * 1024,
             default_rate_limit_per_s: None,
+            disable_after_failing_ms: 5 * 86_400 * 1000,
             log_format: LogFormat::Text,
             plugins: PluginLimits::default(),
         }

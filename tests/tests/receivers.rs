@@ -205,3 +205,51 @@ async fn https_only_refuses_plain_http_endpoints() {
     assert_eq!(status, 201);
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_failing_for_too_long_is_paused_and_the_tenant_told() {
+    let gw = TestGateway::start_with(|c| c.disable_after_failing_ms = 1_000).await;
+    let api = gw.tenant().await;
+    let broken = Receiver::start().await;
+    broken.set_default(500);
+    let ops = Receiver::start().await;
+    let (broken_id, _) = api
+        .endpoint(json!({"url": broken.url("/"), "event_types": ["Message.*"], "retry": {"max_attempts": 30, "initial_delay_ms": 100, "multiplier": 2, "max_delay_ms": 400}}))
+        .await;
+    let (_, ops_secret) = api
+        .endpoint(json!({"url": ops.url("/ops"), "event_types": ["endpoint.disabled"]}))
+        .await;
+    let (event, _) = api
+        .event(json!({"type": "Message.received", "payload": {}}))
+        .await;
+    let got = ops.wait_for(1, WAIT).await;
+    assert_eq!(got[0].json()["endpoint_id"], broken_id.as_str());
+    assert!(got[0].json()["reason"]
+        .as_str()
+        .unwrap()
+        .contains("every attempt failed"));
+    assert!(gateway_e2e::signature::verify_standard(
+        &ops_secret,
+        &got[0]
+    ));
+    let (_, endpoint) = api.get(&format!("/v1/endpoints/{broken_id}")).await;
+    assert_eq!(endpoint["active"], false);
+    assert!(endpoint["disabled_reason"]
+        .as_str()
+        .unwrap()
+        .contains("every attempt failed"));
+    // the pending delivery is held, not lost; it goes out once the endpoint is resumed
+    let tried = broken.settle(Duration::from_millis(1_000)).await.len();
+    assert_eq!(
+        broken.received().len(),
+        tried,
+        "a paused endpoint kept receiving"
+    );
+    broken.set_default(200);
+    api.post(&format!("/v1/endpoints/{broken_id}/resume"), json!({}))
+        .await;
+    let log = api.deliveries_of(&event).await.remove(0);
+    api.wait_log_status(&log, "delivered", WAIT).await;
+    assert_eq!(ops.received().len(), 1, "told once");
+    gw.stop().await;
+}

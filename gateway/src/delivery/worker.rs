@@ -28,6 +28,13 @@ use crate::store::{Store, StoreResult};
 const READ_BLOCK: Duration = Duration::from_millis(1_000);
 /// How often due retries are moved back to the stream.
 const MAINTENANCE_EVERY: Duration = Duration::from_millis(200);
+/// The operational event sent when the gateway pauses an endpoint by itself.
+pub const OPERATIONAL_EVENT: &str = "endpoint.disabled";
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// Most jobs leased in one read.
 const MAX_BATCH: usize = 256;
 
@@ -40,6 +47,9 @@ pub struct WorkerSettings {
     pub lease: Duration,
     /// How long shutdown waits for in-flight deliveries before leaving them to lease expiry.
     pub drain_timeout: Duration,
+    /// An endpoint whose every attempt has failed for this long is paused, and the tenant
+    /// told with an `endpoint.disabled` event.
+    pub disable_after_failing: Duration,
 }
 
 /// The worker pool of one process.
@@ -261,6 +271,7 @@ impl Worker {
                 request: None,
                 last_error: Some("endpoint was deleted".into()),
                 stats: None,
+                reached: None,
             };
             self.queue.complete(job, &done).await?;
             return Ok(());
@@ -283,18 +294,63 @@ impl Worker {
         };
         let mut done = completion(&report, attempt_no, &policy)?;
         done.stats = Some((endpoint.id.clone(), stats_field(&done, &report.verdict)));
-        if self.queue.complete(job, &done).await? {
-            self.count(&done, &report.verdict, input.event_created_ms);
-        }
-        if matches!(
+        done.reached = match report.verdict {
+            Verdict::Sent(result) => Some(result == AttemptResult::Success),
+            _ => None,
+        };
+        let Some(failing_since) = self.queue.complete(job, &done).await? else {
+            return Ok(());
+        };
+        self.count(&done, &report.verdict, input.event_created_ms);
+        let gone = matches!(
             report.verdict,
             Verdict::Sent(AttemptResult::Status { code: 410, .. })
-        ) {
-            let reason = "the receiver answered 410 Gone; resume the endpoint once it exists again";
-            self.store
-                .disable_endpoint(&job.tenant, &endpoint.id, reason)
-                .await?;
-            warn!(endpoint = %endpoint.id, "endpoint paused: receiver answered 410 Gone");
+        );
+        let failing_for = now_ms().saturating_sub(failing_since);
+        let reason = if gone {
+            Some(
+                "the receiver answered 410 Gone; resume the endpoint once it exists again"
+                    .to_string(),
+            )
+        } else if failing_since > 0 && failing_for >= millis(self.settings.disable_after_failing) {
+            Some(format!(
+                "every attempt failed for {} s; resume the endpoint once the receiver is fixed",
+                failing_for / 1000
+            ))
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            self.disable(&job.tenant, &endpoint.id, &reason).await?;
+        }
+        Ok(())
+    }
+
+    /// Pauses an endpoint and tells the tenant, once: an `endpoint.disabled` event goes to
+    /// every endpoint of the tenant that subscribes to that exact type.
+    async fn disable(&self, tenant: &str, endpoint: &str, reason: &str) -> StoreResult<()> {
+        if !self
+            .store
+            .disable_endpoint(tenant, endpoint, reason)
+            .await?
+        {
+            return Ok(());
+        }
+        warn!(%endpoint, reason, "endpoint paused by the gateway");
+        let set = self.store.load_endpoints(tenant).await?;
+        let payload = serde_json::json!({"endpoint_id": endpoint, "reason": reason, "disabled_at": crate::store::time::rfc3339(now_ms())});
+        for target in set
+            .endpoints
+            .iter()
+            .filter(|e| e.id != endpoint && e.event_types.iter().any(|t| t == OPERATIONAL_EVENT))
+        {
+            let event = crate::model::event::EventCreate {
+                event_type: OPERATIONAL_EVENT.to_string(),
+                payload: payload.clone(),
+                channel: None,
+                endpoint_id: Some(target.id.clone()),
+            };
+            self.store.ingest(tenant, &event, None, None).await?;
         }
         Ok(())
     }
@@ -355,6 +411,7 @@ fn completion(
             request,
             last_error,
             stats: None,
+            reached: None,
         },
         Verdict::PluginFailed { .. } => Completion {
             status: "failed",
@@ -364,6 +421,7 @@ fn completion(
             request,
             last_error,
             stats: None,
+            reached: None,
         },
         Verdict::Sent(result) => {
             let jitter: f64 = rand::rng().random();
@@ -376,6 +434,7 @@ fn completion(
                     request,
                     last_error: None,
                     stats: None,
+                    reached: None,
                 },
                 NextStep::RetryIn(ms) => Completion {
                     status: "pending",
@@ -385,6 +444,7 @@ fn completion(
                     request,
                     last_error,
                     stats: None,
+                    reached: None,
                 },
                 NextStep::GiveUp => Completion {
                     status: "failed",
@@ -394,6 +454,7 @@ fn completion(
                     request,
                     last_error,
                     stats: None,
+                    reached: None,
                 },
             }
         }

@@ -60,6 +60,9 @@ pub struct Completion {
     pub last_error: Option<String>,
     /// Endpoint whose hourly stats count this outcome, and the outcome's name.
     pub stats: Option<(String, &'static str)>,
+    /// Whether the receiver answered 2xx (`Some(true)`), failed (`Some(false)`), or
+    /// was not reached (`None`: plugin drop or error): feeds the endpoint's health.
+    pub reached: Option<bool>,
 }
 
 /// The job queue of one gateway deployment.
@@ -229,9 +232,10 @@ impl Queue {
         Ok(())
     }
 
-    /// Records the outcome of a job and releases its lease, atomically. Returns `false` when
-    /// the job had already been completed by another worker (its outcome is then left alone).
-    pub async fn complete(&self, job: &Job, done: &Completion) -> StoreResult<bool> {
+    /// Records the outcome of a job and releases its lease, atomically. Returns `None` when
+    /// the job had already been completed by another worker (its outcome is then left alone),
+    /// else since when (Unix ms) the endpoint has failed every attempt, `0` when healthy.
+    pub async fn complete(&self, job: &Job, done: &Completion) -> StoreResult<Option<u64>> {
         let mut conn = self.conn.clone();
         let (stats_key, stats_field) = match &done.stats {
             Some((endpoint, field)) => {
@@ -244,12 +248,20 @@ impl Queue {
             // Any key of the same hash tag; unused when the field is empty.
             None => (self.keys.log(&job.tenant, &job.msg), ""),
         };
+        let (health_key, health) = match (&done.stats, done.reached) {
+            (Some((endpoint, _)), Some(ok)) => (
+                self.keys.endpoint_health(&job.tenant, endpoint),
+                if ok { "ok" } else { "fail" },
+            ),
+            _ => (self.keys.log(&job.tenant, &job.msg), ""),
+        };
         let recorded: i64 = scripts::COMPLETE
             .key(self.keys.log(&job.tenant, &job.msg))
             .key(self.keys.attempts(&job.tenant, &job.msg))
             .key(self.keys.jobs(job.shard))
             .key(self.keys.delayed(job.shard))
             .key(stats_key)
+            .key(health_key)
             .arg(&job.entry)
             .arg(GROUP)
             .arg(done.status)
@@ -261,9 +273,11 @@ impl Queue {
             .arg(format!("{} {} {}", job.tenant, job.msg, job.event))
             .arg(self.retention_secs)
             .arg(stats_field)
+            .arg(health)
+            .arg(crate::store::time::now_ms())
             .invoke_async(&mut conn)
             .await?;
-        Ok(recorded == 1)
+        Ok(u64::try_from(recorded).ok())
     }
 
     /// Parks a job while its endpoint is paused.

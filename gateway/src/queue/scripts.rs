@@ -5,17 +5,18 @@ use std::sync::LazyLock;
 use redis::Script;
 
 /// Records an outcome and acknowledges the job in one step.
-/// KEYS: log, attempts, jobs stream, delayed zset, endpoint stats hash.
+/// KEYS: log, attempts, jobs stream, delayed zset, endpoint stats hash, endpoint health key.
 /// ARGV: entry, group, status, attempts, retry-at ms or "", attempt JSON or "", request JSON or "",
-///       last error or "", delayed member, ttl secs, stats field or "".
-/// Returns 1 when recorded, 0 when the entry was no longer pending (another worker finished it).
+///       last error or "", delayed member, ttl secs, stats field or "", health ("ok", "fail" or ""), now ms.
+/// Returns -1 when the entry was no longer pending (another worker finished it), else the time
+/// (ms) since which the endpoint has failed every attempt, 0 when it is healthy.
 pub static COMPLETE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 local acked = redis.call('XACK', KEYS[3], ARGV[2], ARGV[1])
 redis.call('XDEL', KEYS[3], ARGV[1])
-if acked == 0 then return 0 end
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if acked == 0 then return -1 end
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local ttl = tonumber(ARGV[10])
 redis.call('HSET', KEYS[1], 'status', ARGV[3], 'attempts', ARGV[4], 'next_attempt_at_ms', ARGV[5], 'last_error', ARGV[8])
 if ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'request', ARGV[7]) end
@@ -29,7 +30,13 @@ if ARGV[11] ~= '' then
   redis.call('HINCRBY', KEYS[5], ARGV[11], 1)
   redis.call('EXPIRE', KEYS[5], 691200)
 end
-return 1
+if ARGV[12] == 'ok' then
+  redis.call('DEL', KEYS[6])
+elseif ARGV[12] == 'fail' then
+  redis.call('SET', KEYS[6], ARGV[13], 'NX', 'EX', 2592000)
+  return tonumber(redis.call('GET', KEYS[6]))
+end
+return 0
 "#,
     )
 });

@@ -121,19 +121,26 @@ impl Store {
 
     /// Pauses an endpoint on the gateway's own initiative, saying why. Its later
     /// deliveries are held, not lost, until the tenant resumes it.
-    pub async fn disable_endpoint(&self, tenant: &str, id: &str, reason: &str) -> StoreResult<()> {
+    /// Returns whether it was active (and so whether this call paused it).
+    pub async fn disable_endpoint(
+        &self,
+        tenant: &str,
+        id: &str,
+        reason: &str,
+    ) -> StoreResult<bool> {
         let mut endpoint = match self.get_endpoint(tenant, id).await {
             Ok(endpoint) => endpoint,
-            Err(StoreError::NotFound) => return Ok(()),
+            Err(StoreError::NotFound) => return Ok(false),
             Err(e) => return Err(e),
         };
         if !endpoint.active {
-            return Ok(());
+            return Ok(false);
         }
         endpoint.active = false;
         endpoint.disabled_reason = Some(reason.to_string());
         endpoint.updated_at_ms = super::time::now_ms();
-        self.put_endpoint(tenant, &endpoint).await
+        self.put_endpoint(tenant, &endpoint).await?;
+        Ok(true)
     }
 
     /// Deletes an endpoint and bumps the version. Its logs stay (in the tenant's index)

@@ -20,6 +20,7 @@
 //! | `{S}:t:<tid>:logs` | zset (lex) | every delivery log id, time-ordered | ingest | janitor (retention) |
 //! | `{S}:t:<tid>:ep:<ep>:logs` | zset (lex) | that endpoint's log ids | ingest | janitor, endpoint delete |
 //! | `{S}:t:<tid>:ep:<ep>:stats:<hour>` | hash | outcome → count for that hour | worker (with the outcome) | TTL 8 days |
+//! | `{S}:t:<tid>:ep:<ep>:failing-since` | string | ms since when every attempt failed | worker (with the outcome) | the next success, TTL 30 days |
 //! | `{S}:t:<tid>:ep:<ep>:held` | zset | jobs parked while the endpoint is paused | worker | resume |
 //! | `{S}:t:<tid>:rate:<sec>` | string | events accepted in that second (rate limit) | ingest | TTL 2 s |
 //! | `{S}:t:<tid>:event-types` | hash | tenant's own event types → description | event-types API | never |
@@ -137,6 +138,11 @@ impl Keys {
             endpoint,
             hour
         )
+    }
+
+    /// Since when (Unix ms) an endpoint has failed every attempt; absent while healthy.
+    pub fn endpoint_health(&self, tenant: &str, endpoint: &str) -> String {
+        format!("{}:ep:{}:failing-since", self.tenant_base(tenant), endpoint)
     }
 
     /// Jobs held while an endpoint is paused.
