@@ -253,3 +253,80 @@ async fn an_endpoint_failing_for_too_long_is_paused_and_the_tenant_told() {
     assert_eq!(ops.received().len(), 1, "told once");
     gw.stop().await;
 }
+
+/// A receiver whose every answer is 200 with a body produced by `body`.
+async fn streaming_receiver(body: fn() -> axum::body::Body) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new().fallback(move || async move { body() });
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{addr}/")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endless_and_dripping_bodies_fail_at_the_timeout_and_4_kib_are_kept() {
+    let endless = streaming_receiver(|| {
+        let chunk = bytes::Bytes::from(vec![b'x'; 64 * 1024]);
+        axum::body::Body::from_stream(futures_stream(move || Some(chunk.clone()), Duration::ZERO))
+    })
+    .await;
+    let drip = streaming_receiver(|| {
+        axum::body::Body::from_stream(futures_stream(
+            || Some(bytes::Bytes::from_static(b"y")),
+            Duration::from_secs(1),
+        ))
+    })
+    .await;
+    let gw = TestGateway::start().await;
+    let api = gw.tenant().await;
+    let mut logs = Vec::new();
+    for (kind, url) in [("endless", endless), ("drip", drip)] {
+        api.endpoint(
+            json!({"url": url, "event_types": [kind], "timeout_ms": 1500, "retry": fast_retry(1)}),
+        )
+        .await;
+        let (event, _) = api.event(json!({"type": kind, "payload": {}})).await;
+        logs.push((kind, api.deliveries_of(&event).await.remove(0)));
+    }
+    let big = streaming_receiver(|| axum::body::Body::from(vec![b'z'; 100 * 1024])).await;
+    api.endpoint(json!({"url": big, "event_types": ["big"]}))
+        .await;
+    let (event, _) = api.event(json!({"type": "big", "payload": {}})).await;
+    let big_log = api.deliveries_of(&event).await.remove(0);
+    let detail = api.wait_log_status(&big_log, "delivered", WAIT).await;
+    let kept = detail["attempt_details"][0]["response"].as_str().unwrap();
+    assert_eq!(
+        kept.len(),
+        4096,
+        "only the first 4 KiB of a response are kept"
+    );
+    for (kind, log) in logs {
+        let detail = api.wait_log_status(&log, "failed", WAIT).await;
+        let attempt = &detail["attempt_details"][0];
+        assert_eq!(attempt["error_code"], "timeout", "{kind}: {attempt}");
+        let latency = attempt["latency_ms"].as_u64().unwrap();
+        assert!(
+            (1_400..5_000).contains(&latency),
+            "{kind}: ended after {latency} ms, not at the 1.5 s timeout"
+        );
+    }
+    gw.stop().await;
+}
+
+/// An endless stream of `next()` items, one every `every`.
+fn futures_stream(
+    next: impl Fn() -> Option<bytes::Bytes> + Send + 'static,
+    every: Duration,
+) -> impl futures::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send {
+    futures::stream::unfold((), move |()| {
+        let item = next();
+        async move {
+            if !every.is_zero() {
+                tokio::time::sleep(every).await;
+            }
+            item.map(|b| (Ok(b), ()))
+        }
+    })
+}

@@ -160,11 +160,14 @@ impl DeliveryClient {
                 .get(reqwest::header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(parse_retry_after);
+            // The whole body is read (so the connection can be reused) but only the first
+            // MAX_RESPONSE_EXCERPT bytes are kept: memory stays flat whatever the receiver
+            // streams, and a body that does not end within the timeout fails the attempt.
             let mut excerpt = Vec::new();
-            while excerpt.len() < MAX_RESPONSE_EXCERPT {
+            loop {
                 match response.chunk().await {
                     Ok(Some(chunk)) => {
-                        let room = MAX_RESPONSE_EXCERPT - excerpt.len();
+                        let room = MAX_RESPONSE_EXCERPT.saturating_sub(excerpt.len());
                         excerpt.extend_from_slice(&chunk[..chunk.len().min(room)]);
                     }
                     // The status is what counts; a body cut short is still an answer.
