@@ -72,6 +72,7 @@ pub async fn run(
             lease: Duration::from_millis(config.lease_ms),
             drain_timeout: Duration::from_millis(MAX_TIMEOUT_MS + 5_000),
             disable_after_failing: Duration::from_millis(config.disable_after_failing_ms),
+            endpoint_concurrency: config.endpoint_concurrency,
         };
         tasks.spawn(janitor(
             store.clone(),

@@ -39,6 +39,9 @@ pub struct Config {
     pub workers_enabled: bool,
     /// Deliveries in flight at once in this process (`GATEWAY_WORKER_CONCURRENCY`).
     pub worker_concurrency: usize,
+    /// Most deliveries to one endpoint in flight at once per process, so a slow receiver
+    /// cannot take the whole pool (`GATEWAY_ENDPOINT_CONCURRENCY`).
+    pub endpoint_concurrency: usize,
     /// Number of queue shards (hash tags). Fixed for the life of the data: a tenant's keys live in one shard.
     pub shards: u16,
     /// How long a taken job stays leased before another worker may take it over, in ms.
@@ -87,6 +90,7 @@ impl Default for Config {
             api_enabled: true,
             workers_enabled: true,
             worker_concurrency: 512,
+            endpoint_concurrency: 64,
             shards: 1,
             lease_ms: 60_000,
             max_leases: 5,
@@ -167,6 +171,9 @@ impl Config {
         }
         if !(1..=65_536).contains(&self.worker_concurrency) {
             return invalid("worker_concurrency", "must be between 1 and 65536");
+        }
+        if self.endpoint_concurrency == 0 {
+            return invalid("endpoint_concurrency", "must be at least 1");
         }
         if !(1..=1024).contains(&self.shards) {
             return invalid("shards", "must be between 1 and 1024");

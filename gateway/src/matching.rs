@@ -65,6 +65,7 @@ mod tests {
             signature: SignatureStyle::Standard,
             retry: RetryPolicy::default(),
             timeout_ms: 3000,
+            rate_limit_per_s: None,
             active: true,
             plugins: vec![],
             created_at_ms: 0,

@@ -98,6 +98,7 @@ pub(crate) fn view(endpoint: &Endpoint) -> EndpointView {
         signature: endpoint.signature.clone(),
         retry: endpoint.retry,
         timeout_ms: endpoint.timeout_ms,
+        rate_limit_per_s: endpoint.rate_limit_per_s,
         active: endpoint.active,
         plugins: endpoint
             .plugins
@@ -172,6 +173,7 @@ pub async fn create(
         signature: input.signature,
         retry: input.retry,
         timeout_ms: input.timeout_ms,
+        rate_limit_per_s: input.rate_limit_per_s.filter(|r| *r > 0),
         active: input.active,
         plugins: input.plugins,
         created_at_ms: now,

@@ -50,6 +50,9 @@ pub struct WorkerSettings {
     /// An endpoint whose every attempt has failed for this long is paused, and the tenant
     /// told with an `endpoint.disabled` event.
     pub disable_after_failing: Duration,
+    /// Most deliveries to one endpoint in flight at once in this process, so that a slow
+    /// or hanging receiver cannot take the whole pool from everyone else.
+    pub endpoint_concurrency: usize,
 }
 
 /// The worker pool of one process.
@@ -61,6 +64,50 @@ pub struct Worker {
     slots: Arc<Semaphore>,
     settings: WorkerSettings,
     in_flight: Arc<Mutex<HashSet<(u16, String)>>>,
+    endpoint_slots: Arc<EndpointSlots>,
+}
+
+/// How long a job waits when its endpoint already has all its slots busy.
+const ENDPOINT_BUSY_DELAY_MS: u64 = 250;
+
+/// Deliveries in flight per endpoint in this process.
+#[derive(Default)]
+struct EndpointSlots {
+    busy: Mutex<std::collections::HashMap<String, usize>>,
+}
+
+/// One taken endpoint slot; given back when dropped.
+struct EndpointSlot<'a> {
+    slots: &'a EndpointSlots,
+    endpoint: String,
+}
+
+impl EndpointSlots {
+    fn try_take(&self, endpoint: &str, limit: usize) -> Option<EndpointSlot<'_>> {
+        let mut busy = self.busy.lock().ok()?;
+        let count = busy.entry(endpoint.to_string()).or_default();
+        if *count >= limit {
+            return None;
+        }
+        *count += 1;
+        Some(EndpointSlot {
+            slots: self,
+            endpoint: endpoint.to_string(),
+        })
+    }
+}
+
+impl Drop for EndpointSlot<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut busy) = self.slots.busy.lock() {
+            if let Some(count) = busy.get_mut(&self.endpoint) {
+                *count -= 1;
+                if *count == 0 {
+                    busy.remove(&self.endpoint);
+                }
+            }
+        }
+    }
 }
 
 impl Worker {
@@ -74,6 +121,7 @@ impl Worker {
             slots,
             settings,
             in_flight: Arc::default(),
+            endpoint_slots: Arc::default(),
         }
     }
 
@@ -279,6 +327,26 @@ impl Worker {
         if !endpoint.active {
             return self.queue.hold(job, &endpoint.id).await;
         }
+        let now = now_ms();
+        if let Some(limit) = endpoint.rate_limit_per_s {
+            if !self
+                .queue
+                .take_endpoint_slot(&job.tenant, &endpoint.id, limit, now)
+                .await?
+            {
+                // Over the rate: wait for the next second instead of failing.
+                let next_second = (now / 1000 + 1) * 1000 + rand::rng().random_range(0..200);
+                return self.queue.defer(job, next_second).await;
+            }
+        }
+        let Some(_slot) = self
+            .endpoint_slots
+            .try_take(&endpoint.id, self.settings.endpoint_concurrency)
+        else {
+            // This endpoint already has its share of the worker pool (a slow or hanging
+            // receiver); others get the remaining slots while this job waits a moment.
+            return self.queue.defer(job, now + ENDPOINT_BUSY_DELAY_MS).await;
+        };
         crate::failpoint::hit("before_send");
         let report = attempt(&self.ctx, endpoint, &input.event, &job.msg).await;
         crate::failpoint::hit("after_send_before_ack");

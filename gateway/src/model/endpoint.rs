@@ -122,6 +122,9 @@ pub struct Endpoint {
     pub retry: RetryPolicy,
     /// Whole-attempt timeout in ms.
     pub timeout_ms: u64,
+    /// Most deliveries per second to this endpoint; bursts wait instead of failing.
+    #[serde(default)]
+    pub rate_limit_per_s: Option<u32>,
     /// `false` while paused: deliveries are held, not sent, and resume with the endpoint.
     pub active: bool,
     /// Plugin chain, run in order before signing.
@@ -183,6 +186,8 @@ pub struct EndpointCreate {
     /// Whole-attempt timeout in ms (default 3000, at most 30000).
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
+    /// Most deliveries per second (smoothed, not failed); none when absent.
+    pub rate_limit_per_s: Option<u32>,
     /// Created paused when `false`.
     #[serde(default = "default_true")]
     pub active: bool,
@@ -221,6 +226,8 @@ pub struct EndpointPatch {
     pub retry: Option<RetryPolicy>,
     /// New timeout.
     pub timeout_ms: Option<u64>,
+    /// New rate limit; `0` removes it.
+    pub rate_limit_per_s: Option<u32>,
     /// Pause (`false`) or resume (`true`).
     pub active: Option<bool>,
     /// New plugin chain (replaces all).
@@ -250,6 +257,8 @@ pub struct EndpointView {
     pub retry: RetryPolicy,
     /// Timeout in ms.
     pub timeout_ms: u64,
+    /// Most deliveries per second.
+    pub rate_limit_per_s: Option<u32>,
     /// `false` while paused.
     pub active: bool,
     /// Plugin chain; secret-looking config values are masked.
@@ -279,6 +288,9 @@ impl EndpointCreate {
         check_signature(&self.signature)?;
         self.retry.validate()?;
         check_timeout(self.timeout_ms)?;
+        if let Some(rate) = self.rate_limit_per_s {
+            check_rate(rate)?;
+        }
         check_plugin_refs(&self.plugins)
     }
 }
@@ -322,6 +334,10 @@ impl EndpointPatch {
         if let Some(timeout_ms) = self.timeout_ms {
             check_timeout(timeout_ms)?;
             endpoint.timeout_ms = timeout_ms;
+        }
+        if let Some(rate) = self.rate_limit_per_s {
+            check_rate(rate)?;
+            endpoint.rate_limit_per_s = (rate > 0).then_some(rate);
         }
         if let Some(active) = self.active {
             endpoint.active = active;
@@ -387,6 +403,13 @@ fn check_timeout(timeout_ms: u64) -> Result<(), FieldError> {
             "timeout_ms",
             format!("must be between 100 and {MAX_TIMEOUT_MS}"),
         ));
+    }
+    Ok(())
+}
+
+fn check_rate(rate: u32) -> Result<(), FieldError> {
+    if rate > 100_000 {
+        return Err(FieldError::new("rate_limit_per_s", "at most 100000"));
     }
     Ok(())
 }
@@ -497,6 +520,7 @@ mod tests {
             signature: SignatureStyle::Standard,
             retry: RetryPolicy::default(),
             timeout_ms: 3000,
+            rate_limit_per_s: None,
             active: true,
             plugins: vec![],
             created_at_ms: 0,

@@ -295,6 +295,43 @@ impl Queue {
         Ok(())
     }
 
+    /// Puts a job back to wait until `due_ms` without counting an attempt (its endpoint is
+    /// at its rate or concurrency limit).
+    pub async fn defer(&self, job: &Job, due_ms: u64) -> StoreResult<()> {
+        let mut conn = self.conn.clone();
+        let _: i64 = scripts::HOLD
+            .key(self.keys.jobs(job.shard))
+            .key(self.keys.delayed(job.shard))
+            .arg(&job.entry)
+            .arg(GROUP)
+            .arg(format!("{} {} {}", job.tenant, job.msg, job.event))
+            .arg(due_ms)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Takes one of an endpoint's deliveries for the current second; `false` when its
+    /// `limit` per second is used up (shared by every gateway process).
+    pub async fn take_endpoint_slot(
+        &self,
+        tenant: &str,
+        endpoint: &str,
+        limit: u32,
+        now_ms: u64,
+    ) -> StoreResult<bool> {
+        let key = self
+            .keys
+            .endpoint_rate_window(tenant, endpoint, now_ms / 1000);
+        let mut conn = self.conn.clone();
+        let (used, _): (u64, bool) = redis::pipe()
+            .incr(&key, 1)
+            .expire(&key, 2)
+            .query_async(&mut conn)
+            .await?;
+        Ok(used <= u64::from(limit))
+    }
+
     /// Puts every held job of an endpoint back on the stream (after resume).
     pub async fn release_held(&self, tenant: &str, endpoint: &str) -> StoreResult<u64> {
         let mut conn = self.conn.clone();

@@ -23,6 +23,7 @@
 //! | `{S}:t:<tid>:ep:<ep>:failing-since` | string | ms since when every attempt failed | worker (with the outcome) | the next success, TTL 30 days |
 //! | `{S}:t:<tid>:ep:<ep>:held` | zset | jobs parked while the endpoint is paused | worker | resume |
 //! | `{S}:t:<tid>:rate:<sec>` | string | events accepted in that second (rate limit) | ingest | TTL 2 s |
+//! | `{S}:t:<tid>:ep:<ep>:rate:<sec>` | string | deliveries started in that second (endpoint rate limit) | worker | TTL 2 s |
 //! | `{S}:t:<tid>:event-types` | hash | tenant's own event types → description | event-types API | never |
 //! | `{S}:t:<tid>:plugins` | hash | plugin name → metadata JSON (version = sha256) | plugin API | plugin delete |
 //! | `{S}:jobs` | stream | ready jobs `{t: tenant, m: msg}`; the consumer group leases them | ingest, mover, retry | ack (XDEL) |
@@ -153,6 +154,16 @@ impl Keys {
     /// A tenant's ingest counter for one second (Unix seconds).
     pub fn rate_window(&self, tenant: &str, second: u64) -> String {
         format!("{}:rate:{}", self.tenant_base(tenant), second)
+    }
+
+    /// An endpoint's delivery counter for one second (Unix seconds).
+    pub fn endpoint_rate_window(&self, tenant: &str, endpoint: &str, second: u64) -> String {
+        format!(
+            "{}:ep:{}:rate:{}",
+            self.tenant_base(tenant),
+            endpoint,
+            second
+        )
     }
 
     /// A tenant's own event types.
