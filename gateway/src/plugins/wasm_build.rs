@@ -65,6 +65,16 @@ pub fn cargo_build_wasm(
         .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1")
         .env("CARGO_PROFILE_RELEASE_DEBUG", "false")
         .env("CARGO_PROFILE_RELEASE_PANIC", "abort");
+    if target == PLUGIN_TARGET {
+        // A 256 KiB stack instead of rustc's 1 MiB default: a plugin's whole linear
+        // memory is then a few hundred KiB, which the pooling allocator resets after
+        // every call (a memset of what was touched), so a smaller memory is a faster call.
+        // 256 KiB holds serde_json's 128-level recursion limit with room to spare.
+        cmd.env(
+            "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS",
+            "-C link-arg=-zstack-size=262144",
+        );
+    }
     let out = cmd
         .output()
         .map_err(|e| format!("cannot run cargo for {}: {e}", crate_dir.display()))?;
