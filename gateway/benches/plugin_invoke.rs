@@ -97,6 +97,50 @@ fn main() {
         &mut floor,
     );
     println!("fuel per call: {fuel}");
+
+    // The same logic compiled natively, doing what the guest glue does per call:
+    // parse the payload and the config, run the transform, hand back the request.
+    let mut native = Vec::new();
+    for i in 0..5200 {
+        let t = Instant::now();
+        let sdk_event = plugin_sdk::Event::from_parts(
+            event.id.clone(),
+            event.event_type.clone(),
+            event.tenant.clone(),
+            event.channel.clone(),
+            event.created_at.clone(),
+            &event.payload,
+        )
+        .unwrap();
+        let config = plugin_sdk::parse_config(CONFIG).unwrap();
+        let sdk_request = plugin_sdk::Request {
+            method: request.method.clone(),
+            url: request.url.clone(),
+            headers: request.headers.clone(),
+            body: request.body.clone(),
+        };
+        let action = <compose_template::ComposeTemplate as plugin_sdk::Plugin>::transform(
+            sdk_event,
+            sdk_request,
+            &config,
+        )
+        .unwrap();
+        std::hint::black_box(action);
+        if i >= 200 {
+            native.push(t.elapsed());
+        }
+    }
+    let wasm_p50 = p50(&mut calls);
+    report("same logic, native Rust", &mut native);
+    println!(
+        "ratio wasm/native at p50: {:.1}x",
+        wasm_p50 / p50(&mut native)
+    );
+}
+
+fn p50(samples: &mut [Duration]) -> f64 {
+    samples.sort();
+    samples[samples.len() / 2].as_secs_f64()
 }
 
 fn report(what: &str, samples: &mut [Duration]) {
