@@ -58,7 +58,8 @@ pub async fn run(
     let engine = PluginEngine::new(config.plugins.clone()).context("plugin engine")?;
     let plugins = PluginDirectory::new(engine, store.clone());
     let addresses = Arc::new(AddressPolicy::new(config.allowed_networks.clone()));
-    let client = DeliveryClient::new(addresses.clone()).context("http client")?;
+    let client = DeliveryClient::new(addresses.clone(), config.dns_overrides.clone())
+        .context("http client")?;
     let delivery = DeliveryContext {
         client,
         plugins: plugins.clone(),

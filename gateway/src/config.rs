@@ -31,6 +31,9 @@ pub struct Config {
     /// (`GATEWAY_ALLOWED_NETWORKS`, comma-separated CIDRs).
     #[serde(deserialize_with = "networks")]
     pub allowed_networks: Vec<IpNet>,
+    /// Host names pinned to addresses ahead of DNS, like curl's `--resolve` (`[dns_overrides]`
+    /// table in TOML). Pinned addresses pass the same non-public address check as resolved ones.
+    pub dns_overrides: std::collections::HashMap<String, Vec<std::net::IpAddr>>,
     /// Refuse plain-`http` endpoint urls (`GATEWAY_HTTPS_ONLY`).
     pub https_only: bool,
     /// Serve the HTTP API in this process (`GATEWAY_API_ENABLED`).
@@ -86,6 +89,7 @@ impl Default for Config {
             redis_prefix: "gw".into(),
             admin_token: None,
             allowed_networks: Vec::new(),
+            dns_overrides: Default::default(),
             https_only: false,
             api_enabled: true,
             workers_enabled: true,

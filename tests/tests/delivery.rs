@@ -284,3 +284,38 @@ async fn the_payload_arrives_with_its_keys_in_the_order_sent() {
     );
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_grace_is_bounded_and_at_most_ten_old_secrets_sign() {
+    let gw = TestGateway::start().await;
+    let api = gw.tenant().await;
+    let rx = Receiver::start().await;
+    let (id, _) = api.endpoint(json!({"url": rx.url("/")})).await;
+    let path = format!("/v1/endpoints/{id}/rotate-secret");
+    let (status, body) = api
+        .post(&path, json!({"grace_period_secs": 7 * 86_400 + 1}))
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["field"], "grace_period_secs");
+    for _ in 0..12 {
+        let (status, _) = api.post(&path, json!({"grace_period_secs": 3600})).await;
+        assert_eq!(status, 200);
+    }
+    let (_, current) = api.get(&format!("/v1/endpoints/{id}/secret")).await;
+    api.event(json!({"type": "x", "payload": {}})).await;
+    let got = rx.wait_for(1, WAIT).await;
+    let signatures = got[0]
+        .header("webhook-signature")
+        .unwrap()
+        .split(' ')
+        .count();
+    assert_eq!(
+        signatures, 11,
+        "the current secret and at most 10 old ones sign"
+    );
+    assert!(verify_standard(
+        current["secret"].as_str().unwrap(),
+        &got[0]
+    ));
+    gw.stop().await;
+}

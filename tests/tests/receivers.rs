@@ -191,6 +191,37 @@ async fn no_spelling_of_a_private_address_gets_a_connection() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_public_looking_name_that_resolves_to_loopback_gets_no_connection() {
+    let (port, connections) = counting_listener().await;
+    let gw = TestGateway::start_with(|c| {
+        c.allowed_networks.clear();
+        // The name "resolves" to loopback, as a DNS-rebinding attacker's would.
+        c.dns_overrides.insert(
+            "hooks.public-example.com".into(),
+            vec!["127.0.0.1".parse().unwrap(), "::1".parse().unwrap()],
+        );
+    })
+    .await;
+    let api = gw.tenant().await;
+    let url = format!("http://hooks.public-example.com:{port}/hook");
+    api.endpoint(json!({"url": url, "retry": fast_retry(1)}))
+        .await;
+    let (event, _) = api.event(json!({"type": "x", "payload": {}})).await;
+    let log = api.deliveries_of(&event).await.remove(0);
+    let detail = api.wait_log_status(&log, "failed", WAIT).await;
+    assert_eq!(
+        detail["attempt_details"][0]["error_code"], "blocked_address",
+        "{detail}"
+    );
+    assert!(detail["attempt_details"][0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("non-public"));
+    assert_eq!(connections.load(Ordering::SeqCst), 0);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_only_refuses_plain_http_endpoints() {
     let gw = TestGateway::start_with(|c| c.https_only = true).await;
     let api = gw.tenant().await;

@@ -6,6 +6,7 @@
 //! to a private address cannot be reached. IP-literal urls never reach a resolver,
 //! so [`DeliveryClient::send`] checks them itself before connecting.
 
+use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -87,15 +88,23 @@ struct BlockedName(String);
 #[derive(Clone)]
 pub struct GuardedResolver {
     policy: Arc<AddressPolicy>,
+    overrides: Arc<HashMap<String, Vec<IpAddr>>>,
 }
 
 impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let policy = self.policy.clone();
+        let pinned = self
+            .overrides
+            .get(&name.as_str().to_ascii_lowercase())
+            .cloned();
         Box::pin(async move {
             let host = name.as_str().to_string();
-            let found: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let found: Vec<SocketAddr> = match pinned {
+                // Operator-pinned answers go through the same address check.
+                Some(ips) => ips.into_iter().map(|ip| SocketAddr::new(ip, 0)).collect(),
+                None => tokio::net::lookup_host((host.as_str(), 0)).await?.collect(),
+            };
             let allowed: Vec<SocketAddr> = found
                 .into_iter()
                 .filter(|a| policy.permits(a.ip()))
@@ -117,12 +126,22 @@ pub struct DeliveryClient {
 
 impl DeliveryClient {
     /// A client that enforces `policy` on every connection.
-    pub fn new(policy: Arc<AddressPolicy>) -> Result<Self, reqwest::Error> {
+    /// `overrides` pins host names to addresses (like curl's `--resolve`), ahead of DNS.
+    pub fn new(
+        policy: Arc<AddressPolicy>,
+        overrides: HashMap<String, Vec<IpAddr>>,
+    ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .dns_resolver(Arc::new(GuardedResolver {
                 policy: policy.clone(),
+                overrides: Arc::new(
+                    overrides
+                        .into_iter()
+                        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+                        .collect(),
+                ),
             }))
             .user_agent(concat!("webhook-gateway/", env!("CARGO_PKG_VERSION")))
             .tcp_nodelay(true)
