@@ -29,8 +29,25 @@ impl GatewayProcess {
         process
     }
 
+    /// Starts the binary with its log (stderr) going to `log`, and waits until it is ready.
+    pub async fn start_logged(
+        bin: &str,
+        port: u16,
+        env: &[(&str, String)],
+        log: &std::path::Path,
+    ) -> Self {
+        let file = std::fs::File::create(log).expect("log file");
+        let process = Self::spawn_with(bin, port, env, Stdio::from(file));
+        process.wait_ready().await;
+        process
+    }
+
     /// Starts the binary without waiting for it.
     pub fn spawn(bin: &str, port: u16, env: &[(&str, String)]) -> Self {
+        Self::spawn_with(bin, port, env, Stdio::inherit())
+    }
+
+    fn spawn_with(bin: &str, port: u16, env: &[(&str, String)], stderr: Stdio) -> Self {
         let mut command = Command::new(bin);
         command
             .env_clear()
@@ -41,7 +58,7 @@ impl GatewayProcess {
                 std::env::var("GATEWAY_TEST_LOG").unwrap_or_else(|_| "warn".into()),
             )
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .kill_on_drop(true);
         for (name, value) in env {
             command.env(name, value);
