@@ -111,6 +111,13 @@ impl GatewayProcess {
             .and_then(Result::ok)
     }
 
+    /// Resident memory of the process now, in KiB (`VmRSS`), if it can be read.
+    pub fn rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()?)).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    }
+
     /// SIGKILL: no cleanup, no draining.
     pub async fn kill(mut self) {
         let _ = self.child.kill().await;
