@@ -48,29 +48,12 @@ pub fn select<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::delivery::retry::RetryPolicy;
-    use crate::model::endpoint::{HttpMethod, SignatureStyle};
 
     fn ep(id: &str, types: &[&str], channels: &[&str]) -> Endpoint {
         Endpoint {
-            id: id.into(),
-            url: "https://example.com".into(),
-            description: String::new(),
-            method: HttpMethod::Post,
             event_types: types.iter().map(|s| s.to_string()).collect(),
             channels: channels.iter().map(|s| s.to_string()).collect(),
-            headers: Default::default(),
-            secret: String::new(),
-            retired_secrets: vec![],
-            signature: SignatureStyle::Standard,
-            retry: RetryPolicy::default(),
-            timeout_ms: 3000,
-            rate_limit_per_s: None,
-            active: true,
-            plugins: vec![],
-            created_at_ms: 0,
-            updated_at_ms: 0,
-            disabled_reason: None,
+            ..Endpoint::sample(id)
         }
     }
 

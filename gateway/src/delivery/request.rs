@@ -62,29 +62,14 @@ pub fn sign(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::delivery::retry::RetryPolicy;
     use crate::model::endpoint::HttpMethod;
 
     fn endpoint(method: HttpMethod, style: SignatureStyle) -> Endpoint {
         Endpoint {
-            id: "ep_1".into(),
-            url: "https://example.com/hook".into(),
-            description: String::new(),
             method,
-            event_types: vec![],
-            channels: vec![],
-            headers: [("X-Tenant".to_string(), "acme".to_string())].into(),
-            secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
-            retired_secrets: vec![],
             signature: style,
-            retry: RetryPolicy::default(),
-            timeout_ms: 3000,
-            rate_limit_per_s: None,
-            active: true,
-            plugins: vec![],
-            created_at_ms: 0,
-            updated_at_ms: 0,
-            disabled_reason: None,
+            headers: [("X-Tenant".to_string(), "acme".to_string())].into(),
+            ..Endpoint::sample("ep_1")
         }
     }
 

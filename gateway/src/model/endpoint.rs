@@ -434,6 +434,33 @@ fn check_plugin_refs(plugins: &[PluginRef]) -> Result<(), FieldError> {
 }
 
 #[cfg(test)]
+impl Endpoint {
+    /// A plain active endpoint for unit tests; override fields with struct update syntax.
+    pub(crate) fn sample(id: &str) -> Self {
+        Endpoint {
+            id: id.into(),
+            url: "https://example.com/hook".into(),
+            description: String::new(),
+            method: HttpMethod::Post,
+            event_types: vec![],
+            channels: vec![],
+            headers: BTreeMap::new(),
+            secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+            retired_secrets: vec![],
+            signature: SignatureStyle::Standard,
+            retry: RetryPolicy::default(),
+            timeout_ms: 3000,
+            rate_limit_per_s: None,
+            active: true,
+            plugins: vec![],
+            created_at_ms: 0,
+            updated_at_ms: 0,
+            disabled_reason: None,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::delivery::address_policy::AddressPolicy;
@@ -505,27 +532,12 @@ mod tests {
     #[test]
     fn retired_secrets_sign_until_they_expire() {
         let mut ep = Endpoint {
-            id: "ep_1".into(),
-            url: "https://example.com".into(),
-            description: String::new(),
-            method: HttpMethod::Post,
-            event_types: vec![],
-            channels: vec![],
-            headers: BTreeMap::new(),
             secret: "whsec_new".into(),
             retired_secrets: vec![RetiredSecret {
                 secret: "whsec_old".into(),
                 expires_at_ms: 1_000,
             }],
-            signature: SignatureStyle::Standard,
-            retry: RetryPolicy::default(),
-            timeout_ms: 3000,
-            rate_limit_per_s: None,
-            active: true,
-            plugins: vec![],
-            created_at_ms: 0,
-            updated_at_ms: 0,
-            disabled_reason: None,
+            ..Endpoint::sample("ep_1")
         };
         assert_eq!(ep.signing_secrets(999), vec!["whsec_new", "whsec_old"]);
         assert_eq!(ep.signing_secrets(1_000), vec!["whsec_new"]);
