@@ -175,7 +175,11 @@ impl Worker {
                 permit = self.slots.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => return },
             };
             let mut permits = vec![first];
-            while permits.len() < MAX_BATCH {
+            // Each shard's reader takes at most its share of the free slots while it waits
+            // on its stream, so the other shards' readers are never starved of slots.
+            let share = (self.settings.concurrency / usize::from(self.queue.keys().shards()))
+                .clamp(1, MAX_BATCH);
+            while permits.len() < share {
                 match self.slots.clone().try_acquire_owned() {
                     Ok(p) => permits.push(p),
                     Err(_) => break,
