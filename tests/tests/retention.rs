@@ -117,3 +117,28 @@ async fn with_a_short_retention_redis_stays_bounded() {
     }
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_due_after_the_retention_still_finds_its_log() {
+    let gw = TestGateway::start_with(|c| c.retention_secs = Some(1)).await;
+    let api = gw.tenant().await;
+    let rx = Receiver::start().await;
+    rx.respond_with(&[500]);
+    api.endpoint(json!({"url": rx.url("/"), "retry": {"max_attempts": 3, "initial_delay_ms": 2500, "multiplier": 1, "max_delay_ms": 2500}}))
+        .await;
+    let (event, _) = api
+        .event(json!({"type": "x", "payload": {"late": true}}))
+        .await;
+    let log = api.deliveries_of(&event).await.remove(0);
+    let got = rx.wait_for(2, Duration::from_secs(10)).await;
+    assert_eq!(
+        got[1].json()["late"],
+        true,
+        "the retry carried the event's payload"
+    );
+    let detail = api
+        .wait_log_status(&log, "delivered", Duration::from_secs(5))
+        .await;
+    assert_eq!(detail["attempts"], 2);
+    gw.stop().await;
+}

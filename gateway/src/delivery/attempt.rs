@@ -160,7 +160,14 @@ async fn run_chain(
             .plugins
             .resolve(&event.tenant, &plugin_ref.plugin)
             .await
-            .map_err(|e| ("plugin_unavailable", format!("{}: {e}", plugin_ref.plugin)))?;
+            .map_err(|e| {
+                let code = match e {
+                    // Gone (deleted while in use): final for this delivery.
+                    crate::store::plugins::PluginStoreError::Unknown(_) => "plugin_missing",
+                    _ => super::worker::PLUGIN_UNAVAILABLE,
+                };
+                (code, format!("{}: {e}", plugin_ref.plugin))
+            })?;
         let config = plugin_ref.config.to_string();
         let event = event.clone();
         let input = request;

@@ -28,6 +28,9 @@ use crate::store::{Store, StoreResult};
 const READ_BLOCK: Duration = Duration::from_millis(1_000);
 /// How often due retries are moved back to the stream.
 const MAINTENANCE_EVERY: Duration = Duration::from_millis(200);
+/// Error code of a plugin that could not be loaded (a store failure, not the plugin's fault).
+pub const PLUGIN_UNAVAILABLE: &str = "plugin_unavailable";
+
 /// The operational event sent when the gateway pauses an endpoint by itself.
 pub const OPERATIONAL_EVENT: &str = "endpoint.disabled";
 
@@ -329,7 +332,7 @@ impl Worker {
             return Ok(());
         };
         if !endpoint.active {
-            return self.queue.hold(job, &endpoint.id).await;
+            return self.queue.hold(job, &endpoint.id, endpoints.version).await;
         }
         let now = now_ms();
         if let Some(limit) = endpoint.rate_limit_per_s {
@@ -474,62 +477,38 @@ fn completion(
         None => None,
     };
     let last_error = report.last_error();
-    let done = match &report.verdict {
-        Verdict::Dropped(_) => Completion {
-            status: "dropped",
-            attempts: attempt_no - 1,
-            retry_at_ms: None,
-            attempt,
-            request,
-            last_error,
-            stats: None,
-            reached: None,
-        },
-        Verdict::PluginFailed { .. } => Completion {
-            status: "failed",
-            attempts: attempt_no,
-            retry_at_ms: None,
-            attempt,
-            request,
-            last_error,
-            stats: None,
-            reached: None,
-        },
-        Verdict::Sent(result) => {
-            let jitter: f64 = rand::rng().random();
-            match next_step(policy, attempt_no, *result, jitter) {
-                NextStep::Delivered => Completion {
-                    status: "delivered",
-                    attempts: attempt_no,
-                    retry_at_ms: None,
-                    attempt,
-                    request,
-                    last_error: None,
-                    stats: None,
-                    reached: None,
-                },
-                NextStep::RetryIn(ms) => Completion {
-                    status: "pending",
-                    attempts: attempt_no,
-                    retry_at_ms: Some(now_ms() + ms),
-                    attempt,
-                    request,
-                    last_error,
-                    stats: None,
-                    reached: None,
-                },
-                NextStep::GiveUp => Completion {
-                    status: "failed",
-                    attempts: attempt_no,
-                    retry_at_ms: None,
-                    attempt,
-                    request,
-                    last_error,
-                    stats: None,
-                    reached: None,
-                },
-            }
+    let jitter: f64 = rand::rng().random();
+    // A plugin that could not be loaded (Redis unreachable) is retried like a receiver
+    // that did not answer; any other plugin error is final for this delivery.
+    let retryable = match &report.verdict {
+        Verdict::Sent(result) => Some(*result),
+        Verdict::PluginFailed { code, .. } if *code == PLUGIN_UNAVAILABLE => {
+            Some(AttemptResult::NoAnswer)
         }
+        _ => None,
+    };
+    let (status, attempts, retry_at_ms) = match (&report.verdict, retryable) {
+        (Verdict::Dropped(_), _) => ("dropped", attempt_no - 1, None),
+        (_, Some(result)) => match next_step(policy, attempt_no, result, jitter) {
+            NextStep::Delivered => ("delivered", attempt_no, None),
+            NextStep::RetryIn(ms) => ("pending", attempt_no, Some(now_ms() + ms)),
+            NextStep::GiveUp => ("failed", attempt_no, None),
+        },
+        (_, None) => ("failed", attempt_no, None),
+    };
+    let done = Completion {
+        status,
+        attempts,
+        retry_at_ms,
+        attempt,
+        request,
+        last_error: if status == "delivered" {
+            None
+        } else {
+            last_error
+        },
+        stats: None,
+        reached: None,
     };
     Ok(done)
 }

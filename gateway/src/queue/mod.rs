@@ -262,6 +262,7 @@ impl Queue {
             .key(self.keys.delayed(job.shard))
             .key(stats_key)
             .key(health_key)
+            .key(self.keys.event(&job.tenant, &job.event))
             .arg(&job.entry)
             .arg(GROUP)
             .arg(done.status)
@@ -280,16 +281,19 @@ impl Queue {
         Ok(u64::try_from(recorded).ok())
     }
 
-    /// Parks a job while its endpoint is paused.
-    pub async fn hold(&self, job: &Job, endpoint: &str) -> StoreResult<()> {
+    /// Parks a job while its endpoint is paused, as seen at endpoints version `seen_version`;
+    /// if the endpoints changed since, the job goes back on the stream instead.
+    pub async fn hold(&self, job: &Job, endpoint: &str, seen_version: u64) -> StoreResult<()> {
         let mut conn = self.conn.clone();
-        let _: i64 = scripts::HOLD
+        let _: i64 = scripts::HOLD_IF_PAUSED
             .key(self.keys.jobs(job.shard))
             .key(self.keys.held(&job.tenant, endpoint))
+            .key(self.keys.endpoints_version(&job.tenant))
             .arg(&job.entry)
             .arg(GROUP)
             .arg(format!("{} {} {}", job.tenant, job.msg, job.event))
             .arg(crate::store::time::now_ms())
+            .arg(seen_version)
             .invoke_async(&mut conn)
             .await?;
         Ok(())

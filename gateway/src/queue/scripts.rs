@@ -5,7 +5,7 @@ use std::sync::LazyLock;
 use redis::Script;
 
 /// Records an outcome and acknowledges the job in one step.
-/// KEYS: log, attempts, jobs stream, delayed zset, endpoint stats hash, endpoint health key.
+/// KEYS: log, attempts, jobs stream, delayed zset, endpoint stats hash, endpoint health key, event.
 /// ARGV: entry, group, status, attempts, retry-at ms or "", attempt JSON or "", request JSON or "",
 ///       last error or "", delayed member, ttl secs, stats field or "", health ("ok", "fail" or ""), now ms.
 /// Returns -1 when the entry was no longer pending (another worker finished it), else the time
@@ -25,7 +25,15 @@ if ARGV[6] ~= '' then
   redis.call('LTRIM', KEYS[2], -100, -1)
   redis.call('EXPIRE', KEYS[2], ttl)
 end
-if ARGV[5] ~= '' then redis.call('ZADD', KEYS[4], ARGV[5], ARGV[9]) end
+if ARGV[5] ~= '' then
+  redis.call('ZADD', KEYS[4], ARGV[5], ARGV[9])
+  -- a retry due after the retention would find its log gone: keep log, attempts
+  -- and event for a full retention past the retry
+  local keep = ttl + math.ceil((tonumber(ARGV[5]) - tonumber(ARGV[13])) / 1000)
+  for _, key in ipairs({KEYS[1], KEYS[2], KEYS[7]}) do
+    if redis.call('TTL', key) < keep then redis.call('EXPIRE', key, keep) end
+  end
+end
 if ARGV[11] ~= '' then
   redis.call('HINCRBY', KEYS[5], ARGV[11], 1)
   redis.call('EXPIRE', KEYS[5], 691200)
@@ -41,8 +49,30 @@ return 0
     )
 });
 
-/// Parks a leased job in an endpoint's held set.
-/// KEYS: jobs stream, held zset. ARGV: entry, group, member, now ms.
+/// Holds a leased job while its endpoint is paused, unless the endpoints changed since the
+/// worker saw the pause (a resume or delete racing it): then the job goes back on the stream,
+/// so it is never parked where no resume will find it.
+/// KEYS: jobs stream, held zset, endpoints version. ARGV: entry, group, member, now ms, version seen.
+pub static HOLD_IF_PAUSED: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local acked = redis.call('XACK', KEYS[1], ARGV[2], ARGV[1])
+redis.call('XDEL', KEYS[1], ARGV[1])
+if acked == 0 then return 0 end
+local version = redis.call('GET', KEYS[3]) or '0'
+if version == ARGV[5] then
+  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
+  return 1
+end
+local t, m, e = string.match(ARGV[3], '^(%S+) (%S+) (%S+)$')
+if t then redis.call('XADD', KEYS[1], '*', 't', t, 'm', m, 'e', e) end
+return 2
+"#,
+    )
+});
+
+/// Parks a leased job in a zset (the delayed set) with the given score.
+/// KEYS: jobs stream, zset. ARGV: entry, group, member, score.
 pub static HOLD: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
