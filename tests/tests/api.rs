@@ -288,3 +288,41 @@ async fn catalog_openapi_health_and_event_lookup() {
     assert_eq!(anonymous.get("/readyz").await.0, 200);
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_endpoint_write_is_refused_instead_of_undoing_a_newer_one() {
+    let gw = TestGateway::start().await;
+    let api = gw.tenant().await;
+    let (id, _) = api.endpoint(json!({"url": "https://example.com/a"})).await;
+    let store = gateway::store::Store::connect(
+        &gateway_e2e::redis_url(),
+        gateway::store::Keys::new(&gw.prefix, 2),
+        std::time::Duration::from_secs(86_400),
+    )
+    .unwrap();
+    let mut stale = store.get_endpoint(&api.id, &id).await.unwrap();
+    let (_, rotated) = api
+        .post(&format!("/v1/endpoints/{id}/rotate-secret"), json!({}))
+        .await;
+    stale.active = false;
+    let err = store.put_endpoint(&api.id, &mut stale).await.unwrap_err();
+    assert!(
+        matches!(err, gateway::store::StoreError::Conflict(_)),
+        "{err}"
+    );
+    let (_, secret) = api.get(&format!("/v1/endpoints/{id}/secret")).await;
+    assert_eq!(secret["secret"], rotated["secret"], "the rotation survived");
+    let (_, endpoint) = api.get(&format!("/v1/endpoints/{id}")).await;
+    assert_eq!(endpoint["active"], true);
+    // a write based on a deleted endpoint does not bring it back
+    let mut fresh = store.get_endpoint(&api.id, &id).await.unwrap();
+    assert_eq!(
+        api.call("DELETE", &format!("/v1/endpoints/{id}"), None)
+            .await
+            .0,
+        204
+    );
+    assert!(store.put_endpoint(&api.id, &mut fresh).await.is_err());
+    assert_eq!(api.get(&format!("/v1/endpoints/{id}")).await.0, 404);
+    gw.stop().await;
+}

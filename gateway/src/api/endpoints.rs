@@ -160,7 +160,7 @@ pub async fn create(
     input.validate(&state.url_policy())?;
     check_plugins(&state, &tenant.id, &input.plugins).await?;
     let now = now_ms();
-    let endpoint = Endpoint {
+    let mut endpoint = Endpoint {
         id: new_id(IdKind::Endpoint),
         url: input.url,
         description: input.description,
@@ -179,8 +179,9 @@ pub async fn create(
         created_at_ms: now,
         updated_at_ms: now,
         disabled_reason: None,
+        revision: 0,
     };
-    state.store.put_endpoint(&tenant.id, &endpoint).await?;
+    state.store.put_endpoint(&tenant.id, &mut endpoint).await?;
     tracing::info!(tenant = %tenant.id, endpoint = %endpoint.id, "endpoint created");
     let secret = endpoint.secret.clone();
     Ok((
@@ -241,7 +242,7 @@ pub async fn patch(
     if endpoint.active && !was_active {
         endpoint.disabled_reason = None;
     }
-    state.store.put_endpoint(&tenant.id, &endpoint).await?;
+    state.store.put_endpoint(&tenant.id, &mut endpoint).await?;
     if endpoint.active && !was_active {
         state.queue.release_held(&tenant.id, &endpoint.id).await?;
     }
@@ -274,7 +275,7 @@ async fn set_active(
         endpoint.disabled_reason = None;
     }
     endpoint.updated_at_ms = now_ms();
-    state.store.put_endpoint(&tenant.id, &endpoint).await?;
+    state.store.put_endpoint(&tenant.id, &mut endpoint).await?;
     if active {
         state.queue.release_held(&tenant.id, id).await?;
     }
@@ -357,7 +358,7 @@ pub async fn rotate_secret(
     }
     endpoint.retired_secrets.truncate(MAX_RETIRED);
     endpoint.updated_at_ms = now;
-    state.store.put_endpoint(&tenant.id, &endpoint).await?;
+    state.store.put_endpoint(&tenant.id, &mut endpoint).await?;
     Ok(Json(SecretView {
         secret: endpoint.secret,
     }))

@@ -138,6 +138,10 @@ pub struct Endpoint {
     /// cleared on resume.
     #[serde(default)]
     pub disabled_reason: Option<String>,
+    /// Bumped by every write; a write based on an older revision is refused, so two
+    /// concurrent read-modify-writes cannot silently undo each other.
+    #[serde(default)]
+    pub revision: u64,
 }
 
 impl Endpoint {
@@ -456,6 +460,7 @@ impl Endpoint {
             created_at_ms: 0,
             updated_at_ms: 0,
             disabled_reason: None,
+            revision: 0,
         }
     }
 }

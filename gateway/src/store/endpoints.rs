@@ -14,6 +14,22 @@ use redis::AsyncCommands;
 use super::{Store, StoreError, StoreResult};
 use crate::model::endpoint::Endpoint;
 
+/// Writes an endpoint only if its stored revision is the expected one.
+/// KEYS: endpoints hash, endpoints version. ARGV: id, JSON, expected revision (0: must not exist).
+static PUT_IF_REVISION: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r#"
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+local revision = 0
+if current then revision = cjson.decode(current)['revision'] or 0 end
+if revision ~= tonumber(ARGV[3]) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('INCR', KEYS[2])
+return 1
+"#,
+    )
+});
+
 /// A tenant's endpoints at one version.
 #[derive(Debug, Clone, Default)]
 pub struct EndpointSet {
@@ -103,18 +119,27 @@ impl Store {
     }
 
     /// Creates or replaces an endpoint and bumps the version.
-    pub async fn put_endpoint(&self, tenant: &str, endpoint: &Endpoint) -> StoreResult<()> {
+    /// The write succeeds only if the stored revision is still the one `endpoint` was read
+    /// at (0 for a new endpoint); it then bumps `endpoint.revision`. Otherwise it is a
+    /// `Conflict`: someone else changed (or deleted) the endpoint meanwhile.
+    pub async fn put_endpoint(&self, tenant: &str, endpoint: &mut Endpoint) -> StoreResult<()> {
+        let expected = endpoint.revision;
+        endpoint.revision += 1;
         let mut conn = self.conn();
-        redis::pipe()
-            .atomic()
-            .hset(
-                self.keys.endpoints(tenant),
-                &endpoint.id,
-                serde_json::to_string(endpoint)?,
-            )
-            .incr(self.keys.endpoints_version(tenant), 1)
-            .query_async::<()>(&mut conn)
+        let written: i64 = PUT_IF_REVISION
+            .key(self.keys.endpoints(tenant))
+            .key(self.keys.endpoints_version(tenant))
+            .arg(&endpoint.id)
+            .arg(serde_json::to_string(endpoint)?)
+            .arg(expected)
+            .invoke_async(&mut conn)
             .await?;
+        if written == 0 {
+            endpoint.revision = expected;
+            return Err(StoreError::Conflict(
+                "the endpoint was changed or deleted meanwhile; read it again and retry".into(),
+            ));
+        }
         self.load_endpoints(tenant).await?;
         Ok(())
     }
@@ -128,19 +153,25 @@ impl Store {
         id: &str,
         reason: &str,
     ) -> StoreResult<bool> {
-        let mut endpoint = match self.get_endpoint(tenant, id).await {
-            Ok(endpoint) => endpoint,
-            Err(StoreError::NotFound) => return Ok(false),
-            Err(e) => return Err(e),
-        };
-        if !endpoint.active {
-            return Ok(false);
+        for _ in 0..5 {
+            let mut endpoint = match self.get_endpoint(tenant, id).await {
+                Ok(endpoint) => endpoint,
+                Err(StoreError::NotFound) => return Ok(false),
+                Err(e) => return Err(e),
+            };
+            if !endpoint.active {
+                return Ok(false);
+            }
+            endpoint.active = false;
+            endpoint.disabled_reason = Some(reason.to_string());
+            endpoint.updated_at_ms = super::time::now_ms();
+            match self.put_endpoint(tenant, &mut endpoint).await {
+                Ok(()) => return Ok(true),
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e),
+            }
         }
-        endpoint.active = false;
-        endpoint.disabled_reason = Some(reason.to_string());
-        endpoint.updated_at_ms = super::time::now_ms();
-        self.put_endpoint(tenant, &endpoint).await?;
-        Ok(true)
+        Err(StoreError::Conflict("the endpoint kept changing".into()))
     }
 
     /// Deletes an endpoint and bumps the version. Its logs stay (in the tenant's index)
