@@ -70,6 +70,20 @@ pub struct Worker {
     endpoint_slots: Arc<EndpointSlots>,
 }
 
+/// A job whose lease the maintenance loop renews; untracked when dropped.
+struct InFlight {
+    set: Arc<Mutex<HashSet<(u16, String)>>>,
+    key: (u16, String),
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.set.lock() {
+            set.remove(&self.key);
+        }
+    }
+}
+
 /// How long a job waits when its endpoint already has all its slots busy.
 const ENDPOINT_BUSY_DELAY_MS: u64 = 250;
 
@@ -138,13 +152,18 @@ impl Worker {
                     .read_loop(shard, shutdown.clone(), tasks.clone()),
             );
         }
-        loops.spawn(self.clone().maintenance_loop(shutdown.clone()));
+        // Maintenance (retries due, lease renewal) outlives the readers: deliveries still
+        // draining after shutdown keep their leases renewed until they finish.
+        let maintenance_stop = CancellationToken::new();
+        let maintenance = tokio::spawn(self.clone().maintenance_loop(maintenance_stop.clone()));
         while loops.join_next().await.is_some() {}
         let drained = tokio::time::timeout(self.settings.drain_timeout, async {
             let mut tasks = tasks.lock().await;
             while tasks.join_next().await.is_some() {}
         })
         .await;
+        maintenance_stop.cancel();
+        let _ = maintenance.await;
         match drained {
             Ok(()) => info!("workers stopped; in-flight deliveries finished"),
             Err(_) => {
@@ -246,10 +265,12 @@ impl Worker {
                 set.insert(key.clone());
             }
             tasks.spawn(async move {
+                // Forgotten (no more lease renewal) however `process` ends, panics included.
+                let _tracked = InFlight {
+                    set: worker.in_flight.clone(),
+                    key,
+                };
                 worker.process(job).await;
-                if let Ok(mut set) = worker.in_flight.lock() {
-                    set.remove(&key);
-                }
                 drop(permit);
             });
         }
