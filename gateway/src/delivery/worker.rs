@@ -190,6 +190,7 @@ impl Worker {
         };
         let reclaim_every = (self.settings.lease / 4).max(Duration::from_millis(250));
         let mut reclaim_due = tokio::time::Instant::now();
+        let mut reclaim_cursor = String::from("0-0");
         let mut backoff = Duration::from_millis(100);
         loop {
             let first = tokio::select! {
@@ -210,7 +211,10 @@ impl Worker {
             // Jobs whose worker died come first: they have waited a whole lease already.
             let read = if tokio::time::Instant::now() >= reclaim_due {
                 reclaim_due = tokio::time::Instant::now() + reclaim_every;
-                let reclaimed = self.queue.reclaim(shard, permits.len()).await;
+                let reclaimed = self
+                    .queue
+                    .reclaim(shard, permits.len(), &mut reclaim_cursor)
+                    .await;
                 if let Ok(jobs) = &reclaimed {
                     if !jobs.is_empty() {
                         info!(

@@ -145,7 +145,14 @@ impl Queue {
     }
 
     /// Takes over up to `count` jobs whose lease expired (their worker died or hung).
-    pub async fn reclaim(&self, shard: u16, count: usize) -> StoreResult<Vec<Job>> {
+    /// `cursor` is where the previous scan of this shard's pending list stopped ("0-0" to
+    /// start over); it is advanced in place, so deep pending lists are scanned over time.
+    pub async fn reclaim(
+        &self,
+        shard: u16,
+        count: usize,
+        cursor: &mut String,
+    ) -> StoreResult<Vec<Job>> {
         let mut conn = self.conn.clone();
         let options = StreamAutoClaimOptions::default().count(count);
         let reply: StreamAutoClaimReply = conn
@@ -154,10 +161,11 @@ impl Queue {
                 GROUP,
                 &self.consumer,
                 self.lease_ms,
-                "0-0",
+                cursor.as_str(),
                 options,
             )
             .await?;
+        *cursor = reply.next_stream_id.clone();
         if reply.claimed.is_empty() {
             return Ok(Vec::new());
         }
