@@ -326,3 +326,32 @@ async fn a_stale_endpoint_write_is_refused_instead_of_undoing_a_newer_one() {
     assert_eq!(api.get(&format!("/v1/endpoints/{id}")).await.0, 404);
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sending_back_a_masked_endpoint_keeps_its_secrets() {
+    let gw = TestGateway::start().await;
+    let api = gw.tenant().await;
+    let rx = Receiver::start().await;
+    let (id, _) = api
+        .endpoint(json!({
+            "url": rx.url("/"),
+            "headers": {"X-Api-Key": "keep-me-123"},
+            "plugins": [{"plugin": "chatbot-webhook", "config": {"auth": {"type": "bearer", "token": "tok-keep-456"}}}]
+        }))
+        .await;
+    let (_, shown) = api.get(&format!("/v1/endpoints/{id}")).await;
+    assert_eq!(shown["headers"]["X-Api-Key"], "********");
+    let (status, _) = api
+        .call("PATCH", &format!("/v1/endpoints/{id}"), Some(json!({"headers": shown["headers"], "plugins": shown["plugins"], "description": "edited"})))
+        .await;
+    assert_eq!(status, 200);
+    api.event(json!({"type": "whatsapp:message:in", "payload": {}}))
+        .await;
+    let got = rx.wait_for(1, std::time::Duration::from_secs(10)).await;
+    assert_eq!(
+        got[0].header("authorization"),
+        Some("Bearer tok-keep-456"),
+        "the plugin's token survived"
+    );
+    gw.stop().await;
+}

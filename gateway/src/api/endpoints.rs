@@ -230,9 +230,10 @@ pub async fn patch(
     State(state): State<AppState>,
     tenant: Tenant,
     Path(id): Path<String>,
-    ApiJson(patch): ApiJson<EndpointPatch>,
+    ApiJson(mut patch): ApiJson<EndpointPatch>,
 ) -> ApiResult<Json<EndpointView>> {
     let mut endpoint = load(&state, &tenant, &id).await?;
+    patch.restore_masked(&endpoint);
     let was_active = endpoint.active;
     if let Some(plugins) = &patch.plugins {
         check_plugins(&state, &tenant.id, plugins).await?;

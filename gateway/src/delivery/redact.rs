@@ -108,6 +108,27 @@ fn mask_in_place(value: &mut Value, secret: bool) {
     }
 }
 
+/// Puts `old`'s values back wherever `new` holds the mask at the same place, so a client
+/// that sends back what the API showed it does not overwrite secrets with the mask.
+pub fn unmask(new: &mut Value, old: &Value) {
+    match (new, old) {
+        (Value::String(s), Value::String(original)) if s == MASK => *s = original.clone(),
+        (Value::Object(map), Value::Object(old_map)) => {
+            for (key, child) in map.iter_mut() {
+                if let Some(old_child) = old_map.get(key) {
+                    unmask(child, old_child);
+                }
+            }
+        }
+        (Value::Array(items), Value::Array(old_items)) => {
+            for (child, old_child) in items.iter_mut().zip(old_items) {
+                unmask(child, old_child);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Replaces every occurrence of each secret in `text`.
 pub fn scrub(text: &str, secrets: &[String]) -> String {
     let mut out = text.to_string();
@@ -171,6 +192,20 @@ mod tests {
         assert_eq!(masked["auth"]["key"], "X-Api-Key");
         assert_eq!(masked["bot_token"], MASK);
         assert_eq!(masked["url"], "https://example.com");
+    }
+
+    #[test]
+    fn masks_sent_back_restore_the_stored_secrets() {
+        let stored = json!({"auth": {"type": "bearer", "token": "t0ken-value"}, "list": [{"password": "pw-1234"}]});
+        let mut sent_back = mask_config(&stored);
+        sent_back["url"] = json!("https://new.example");
+        unmask(&mut sent_back, &stored);
+        assert_eq!(sent_back["auth"]["token"], "t0ken-value");
+        assert_eq!(sent_back["list"][0]["password"], "pw-1234");
+        assert_eq!(sent_back["url"], "https://new.example");
+        let mut changed = json!({"auth": {"type": "bearer", "token": "new-token"}});
+        unmask(&mut changed, &stored);
+        assert_eq!(changed["auth"]["token"], "new-token", "a new value is kept");
     }
 
     #[test]

@@ -300,6 +300,29 @@ impl EndpointCreate {
 }
 
 impl EndpointPatch {
+    /// Puts the stored secret values back where the patch carries the mask the API showed
+    /// (sensitive header values, secret plugin config values), so reading an endpoint and
+    /// sending it back unchanged never replaces a credential with `********`.
+    pub fn restore_masked(&mut self, current: &Endpoint) {
+        use crate::delivery::redact::{unmask, MASK};
+        if let Some(headers) = &mut self.headers {
+            for (name, value) in headers.iter_mut() {
+                if value == MASK {
+                    if let Some(original) = current.headers.get(name) {
+                        value.clone_from(original);
+                    }
+                }
+            }
+        }
+        if let Some(plugins) = &mut self.plugins {
+            for (new, old) in plugins.iter_mut().zip(&current.plugins) {
+                if new.plugin == old.plugin {
+                    unmask(&mut new.config, &old.config);
+                }
+            }
+        }
+    }
+
     /// Applies the patch to `endpoint` and checks the fields it touched.
     pub fn apply(self, endpoint: &mut Endpoint, urls: &UrlPolicy<'_>) -> Result<(), FieldError> {
         if let Some(url) = self.url {
