@@ -118,3 +118,65 @@ async fn an_ip_allow_list_refuses_other_addresses() {
     assert_eq!(status, 401, "a tenant cannot change its own limits");
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_reports_each_event_and_stores_what_it_can() {
+    let gw = TestGateway::start().await;
+    let api = gw.tenant().await;
+    let rx = gateway_e2e::Receiver::start().await;
+    api.endpoint(json!({"url": rx.url("/")})).await;
+    let events: Vec<Value> = (0..3)
+        .map(|i| json!({"type": "x", "payload": {"i": i}}))
+        .collect();
+    let (status, body) = api
+        .post("/v1/events/batch", json!({"events": events}))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let data = body["data"].as_array().unwrap();
+    assert_eq!(data.len(), 3);
+    assert!(data
+        .iter()
+        .all(|d| d["id"].as_str().unwrap().starts_with("evt_") && d["deliveries"] == 1));
+    rx.wait_for(3, Duration::from_secs(10)).await;
+
+    let too_many: Vec<Value> = (0..1001)
+        .map(|_| json!({"type": "x", "payload": {}}))
+        .collect();
+    let (status, body) = api
+        .post("/v1/events/batch", json!({"events": too_many}))
+        .await;
+    assert_eq!(
+        (status.as_u16(), body["error"]["field"].as_str()),
+        (422, Some("events"))
+    );
+    let (status, body) = api
+        .post(
+            "/v1/events/batch",
+            json!({"events": [{"type": "x", "payload": {}}, {"type": "x", "payload": 5}]}),
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), body["error"]["field"].as_str()),
+        (422, Some("events[1].payload")),
+        "validated before anything is stored"
+    );
+
+    assert_eq!(
+        put_settings(&gw, &api.id, json!({"rate_limit_per_s": 5})).await,
+        200
+    );
+    let burst: Vec<Value> = (0..12)
+        .map(|i| json!({"type": "y", "payload": {"i": i}}))
+        .collect();
+    let (status, body) = api.post("/v1/events/batch", json!({"events": burst})).await;
+    assert_eq!(status, 207, "{body}");
+    let data = body["data"].as_array().unwrap();
+    let stored = data.iter().filter(|d| d.get("id").is_some()).count();
+    let limited = data
+        .iter()
+        .filter(|d| d["error"]["code"] == "rate_limited")
+        .count();
+    assert_eq!(stored + limited, 12, "{body}");
+    assert!((1..=10).contains(&stored), "{stored} stored at 5/s");
+    gw.stop().await;
+}

@@ -103,6 +103,11 @@ impl ApiError {
         }
     }
 
+    /// The stable code this error renders with.
+    pub fn code(&self) -> &'static str {
+        self.status_and_code().1
+    }
+
     /// A 422 about `field`.
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         ApiError::Invalid(FieldError::new(field, message))

@@ -9,7 +9,7 @@ use super::error::{ApiError, ApiResult, ErrorBody};
 use super::json::ApiJson;
 use super::AppState;
 use crate::model::event::{
-    BatchAccepted, EventAccepted, EventBatch, EventCreate, EventView, MAX_BATCH,
+    BatchAccepted, BatchItem, EventAccepted, EventBatch, EventCreate, EventView, MAX_BATCH,
 };
 
 /// Longest accepted `Idempotency-Key`.
@@ -86,7 +86,7 @@ pub async fn create(
 /// Accept up to 1000 events. Each is stored atomically; the answer lists them in order.
 /// With an `Idempotency-Key`, item `i` uses the key `<key>:<i>`.
 #[utoipa::path(post, path = "/v1/events/batch", request_body = EventBatch, tag = "events",
-    responses((status = 202, body = BatchAccepted), (status = 422, body = ErrorBody)))]
+    responses((status = 202, body = BatchAccepted), (status = 207, body = BatchAccepted, description = "some events were not stored; see each entry"), (status = 422, body = ErrorBody)))]
 pub async fn batch(
     State(state): State<AppState>,
     tenant: Tenant,
@@ -123,12 +123,42 @@ pub async fn batch(
                 .await
         });
     }
-    // The scripts pipeline over one connection; all are attempted, the first error is reported
-    // (an item over the rate limit is not stored; the others are: resend with the same key).
+    // The scripts pipeline over one connection; every item is attempted and reported on.
     let results = futures::future::join_all(ingests).await;
-    let data = results.into_iter().collect::<Result<Vec<_>, _>>()?;
-    state.metrics.events_accepted.inc_by(data.len() as u64);
-    Ok((StatusCode::ACCEPTED, Json(BatchAccepted { data })))
+    let stored = results.iter().filter(|r| r.is_ok()).count();
+    let mut results = results;
+    if stored == 0 {
+        // Nothing was stored: answer with the (first) reason, e.g. 503 or 429.
+        if let Some(Err(e)) = results.drain(..).next() {
+            return Err(e.into());
+        }
+    }
+    state.metrics.events_accepted.inc_by(stored as u64);
+    let status = if stored == batch.events.len() {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::MULTI_STATUS
+    };
+    let data = results
+        .into_iter()
+        .map(|r| match r {
+            Ok(accepted) => BatchItem {
+                id: Some(accepted.id),
+                deliveries: Some(accepted.deliveries),
+                error: None,
+            },
+            Err(e) => {
+                let e = ApiError::from(e);
+                let code = e.code();
+                BatchItem {
+                    id: None,
+                    deliveries: None,
+                    error: Some(serde_json::json!({"code": code, "message": e.to_string()})),
+                }
+            }
+        })
+        .collect();
+    Ok((status, Json(BatchAccepted { data })))
 }
 
 /// One event with its delivery ids.

@@ -68,11 +68,27 @@ pub struct EventAccepted {
     pub deliveries: usize,
 }
 
-/// Answer to an accepted batch, in the order sent.
+/// Answer to a batch, one entry per event in the order sent: 202 when every event was
+/// stored, 207 when some were not (each such entry carries `error` instead of `id`).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct BatchAccepted {
     /// One entry per event.
-    pub data: Vec<EventAccepted>,
+    pub data: Vec<BatchItem>,
+}
+
+/// The outcome of one event of a batch.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct BatchItem {
+    /// `evt_...` when stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Deliveries created, when stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deliveries: Option<usize>,
+    /// `{code, message}` when this event was not stored (resend just these).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    pub error: Option<serde_json::Value>,
 }
 
 /// An event as stored.
