@@ -426,17 +426,20 @@ impl Worker {
         Ok(())
     }
 
-    /// Pauses an endpoint and tells the tenant, once: an `endpoint.disabled` event goes to
-    /// every endpoint of the tenant that subscribes to that exact type.
+    /// Pauses an endpoint and tells the tenant: an `endpoint.disabled` event goes to every
+    /// endpoint of the tenant that subscribes to that exact type.
     async fn disable(&self, tenant: &str, endpoint: &str, reason: &str) -> StoreResult<()> {
-        if !self
-            .store
-            .disable_endpoint(tenant, endpoint, reason)
-            .await?
-        {
+        let current = match self.store.get_endpoint(tenant, endpoint).await {
+            Ok(current) => current,
+            Err(crate::store::StoreError::NotFound) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if !current.active {
             return Ok(());
         }
-        warn!(%endpoint, reason, "endpoint paused by the gateway");
+        // Tell first, pause second. If the pause fails, the endpoint stays active, the next
+        // failed attempt comes back here, and the idempotency key (the endpoint's revision,
+        // unchanged) keeps the notice single: never a pause the tenant was not told about.
         let set = self.store.load_endpoints(tenant).await?;
         let payload = serde_json::json!({"endpoint_id": endpoint, "reason": reason, "disabled_at": crate::store::time::rfc3339(now_ms())});
         for target in set
@@ -450,7 +453,18 @@ impl Worker {
                 channel: None,
                 endpoint_id: Some(target.id.clone()),
             };
-            self.store.ingest(tenant, &event, None, None).await?;
+            let key = format!(
+                "{OPERATIONAL_EVENT}:{endpoint}:{}:{}",
+                current.revision, target.id
+            );
+            self.store.ingest(tenant, &event, Some(&key), None).await?;
+        }
+        if self
+            .store
+            .disable_endpoint(tenant, endpoint, reason)
+            .await?
+        {
+            warn!(%endpoint, reason, "endpoint paused by the gateway");
         }
         Ok(())
     }
