@@ -94,7 +94,7 @@ impl Default for Config {
             api_enabled: true,
             workers_enabled: true,
             worker_concurrency: 512,
-            endpoint_concurrency: 64,
+            endpoint_concurrency: 128,
             shards: 1,
             lease_ms: 60_000,
             max_leases: 5,

@@ -86,44 +86,38 @@ impl Drop for InFlight {
 
 /// How long a job waits when its endpoint already has all its slots busy.
 const ENDPOINT_BUSY_DELAY_MS: u64 = 250;
+/// How long a job waits in the worker for its endpoint's slot before going back to the queue.
+const ENDPOINT_BUSY_WAIT: Duration = Duration::from_millis(100);
 
-/// Deliveries in flight per endpoint in this process.
+/// Deliveries in flight per endpoint in this process: one semaphore per endpoint.
 #[derive(Default)]
 struct EndpointSlots {
-    busy: Mutex<std::collections::HashMap<String, usize>>,
-}
-
-/// One taken endpoint slot; given back when dropped.
-struct EndpointSlot<'a> {
-    slots: &'a EndpointSlots,
-    endpoint: String,
+    per_endpoint: Mutex<std::collections::HashMap<String, Arc<Semaphore>>>,
 }
 
 impl EndpointSlots {
-    fn try_take(&self, endpoint: &str, limit: usize) -> Option<EndpointSlot<'_>> {
-        let mut busy = self.busy.lock().ok()?;
-        let count = busy.entry(endpoint.to_string()).or_default();
-        if *count >= limit {
-            return None;
+    /// A slot of `endpoint`, waiting at most `wait` for one to free up. A fast endpoint
+    /// under load gets its slot within that wait; a slow or hanging one does not, and its
+    /// job goes back to the queue for a while instead of holding a worker slot.
+    async fn take(
+        &self,
+        endpoint: &str,
+        limit: usize,
+        wait: Duration,
+    ) -> Option<OwnedSemaphorePermit> {
+        let semaphore = {
+            let mut map = self.per_endpoint.lock().ok()?;
+            map.entry(endpoint.to_string())
+                .or_insert_with(|| Arc::new(Semaphore::new(limit)))
+                .clone()
+        };
+        if let Ok(permit) = semaphore.clone().try_acquire_owned() {
+            return Some(permit);
         }
-        *count += 1;
-        Some(EndpointSlot {
-            slots: self,
-            endpoint: endpoint.to_string(),
-        })
-    }
-}
-
-impl Drop for EndpointSlot<'_> {
-    fn drop(&mut self) {
-        if let Ok(mut busy) = self.slots.busy.lock() {
-            if let Some(count) = busy.get_mut(&self.endpoint) {
-                *count -= 1;
-                if *count == 0 {
-                    busy.remove(&self.endpoint);
-                }
-            }
-        }
+        tokio::time::timeout(wait, semaphore.acquire_owned())
+            .await
+            .ok()?
+            .ok()
     }
 }
 
@@ -371,13 +365,21 @@ impl Worker {
                 return self.queue.defer(job, next_second).await;
             }
         }
-        let Some(_slot) = self
+        let slot = self
             .endpoint_slots
-            .try_take(&endpoint.id, self.settings.endpoint_concurrency)
-        else {
+            .take(
+                &endpoint.id,
+                self.settings.endpoint_concurrency,
+                ENDPOINT_BUSY_WAIT,
+            )
+            .await;
+        let Some(_slot) = slot else {
             // This endpoint already has its share of the worker pool (a slow or hanging
             // receiver); others get the remaining slots while this job waits a moment.
-            return self.queue.defer(job, now + ENDPOINT_BUSY_DELAY_MS).await;
+            return self
+                .queue
+                .defer(job, now_ms() + ENDPOINT_BUSY_DELAY_MS)
+                .await;
         };
         crate::failpoint::hit("before_send");
         let report = attempt(&self.ctx, endpoint, &input.event, &job.msg).await;
