@@ -13,6 +13,23 @@ pub struct GatewayProcess {
     pub base: String,
 }
 
+/// The environment every test gateway process gets: the test Redis, its own key
+/// prefix, an admin token and loopback allowed; `extra` is appended (later wins).
+pub fn gateway_env(
+    prefix: &str,
+    admin: &str,
+    extra: &[(&'static str, &str)],
+) -> Vec<(&'static str, String)> {
+    let mut env = vec![
+        ("GATEWAY_REDIS_URL", crate::redis_url()),
+        ("GATEWAY_REDIS_PREFIX", prefix.to_string()),
+        ("GATEWAY_ADMIN_TOKEN", admin.to_string()),
+        ("GATEWAY_ALLOWED_NETWORKS", "127.0.0.0/8".to_string()),
+    ];
+    env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+    env
+}
+
 /// A free port on 127.0.0.1 (bound and released).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -6,9 +6,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use gateway_e2e::process::{free_port, GatewayProcess};
+use gateway_e2e::process::{free_port, gateway_env, GatewayProcess};
 use gateway_e2e::signature::verify_standard;
-use gateway_e2e::{cleanup, client, redis_url, unique_prefix, Receiver};
+use gateway_e2e::{cleanup, client, unique_prefix, Receiver};
 use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_test-gateway");
@@ -29,14 +29,14 @@ async fn post(http: &reqwest::Client, url: String, token: &str, body: Value) -> 
 async fn sigkill_mid_delivery_loses_nothing() {
     let prefix = unique_prefix();
     let admin = format!("admin-{}", ulid::Ulid::new());
-    let env = vec![
-        ("GATEWAY_REDIS_URL", redis_url()),
-        ("GATEWAY_REDIS_PREFIX", prefix.clone()),
-        ("GATEWAY_ADMIN_TOKEN", admin.clone()),
-        ("GATEWAY_ALLOWED_NETWORKS", "127.0.0.0/8".to_string()),
-        ("GATEWAY_LEASE_MS", "2000".to_string()),
-        ("GATEWAY_WORKER_CONCURRENCY", "8".to_string()),
-    ];
+    let env = gateway_env(
+        &prefix,
+        &admin,
+        &[
+            ("GATEWAY_LEASE_MS", "2000"),
+            ("GATEWAY_WORKER_CONCURRENCY", "8"),
+        ],
+    );
     let port = free_port();
     let first = GatewayProcess::start(BIN, port, &env).await;
     let http = client();

@@ -7,8 +7,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use gateway_e2e::process::{free_port, GatewayProcess};
-use gateway_e2e::{cleanup, client, redis_url, unique_prefix, Receiver, TestGateway};
+use gateway_e2e::process::{free_port, gateway_env, GatewayProcess};
+use gateway_e2e::{cleanup, client, unique_prefix, Receiver, TestGateway};
 use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_test-gateway");
@@ -16,13 +16,7 @@ const WAIT: Duration = Duration::from_secs(30);
 
 /// Environment of a gateway process on `prefix`, plus `extra`.
 fn env(prefix: &str, admin: &str, extra: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
-    let mut env = vec![
-        ("GATEWAY_REDIS_URL", redis_url()),
-        ("GATEWAY_REDIS_PREFIX", prefix.to_string()),
-        ("GATEWAY_ADMIN_TOKEN", admin.to_string()),
-        ("GATEWAY_ALLOWED_NETWORKS", "127.0.0.0/8".to_string()),
-        ("GATEWAY_LEASE_MS", "1000".to_string()),
-    ];
+    let mut env = gateway_env(prefix, admin, &[("GATEWAY_LEASE_MS", "1000")]);
     env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
     env
 }

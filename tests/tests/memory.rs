@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use gateway_e2e::process::{free_port, GatewayProcess};
-use gateway_e2e::{cleanup, client, redis_url, unique_prefix};
+use gateway_e2e::process::{free_port, gateway_env, GatewayProcess};
+use gateway_e2e::{cleanup, client, unique_prefix};
 use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_test-gateway");
@@ -43,12 +43,7 @@ async fn silent_receiver() -> String {
 async fn endless_streams_and_silent_receivers_keep_memory_flat() {
     let prefix = unique_prefix();
     let admin = format!("admin-{}", ulid::Ulid::new());
-    let env = vec![
-        ("GATEWAY_REDIS_URL", redis_url()),
-        ("GATEWAY_REDIS_PREFIX", prefix.clone()),
-        ("GATEWAY_ADMIN_TOKEN", admin.clone()),
-        ("GATEWAY_ALLOWED_NETWORKS", "127.0.0.0/8".to_string()),
-    ];
+    let env = gateway_env(&prefix, &admin, &[]);
     let gw = GatewayProcess::start(BIN, free_port(), &env).await;
     let http = client();
     let tenant: Value = http

@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use gateway_e2e::process::{free_port, GatewayProcess};
-use gateway_e2e::{cleanup, client, redis_url, unique_prefix, Receiver};
+use gateway_e2e::process::{free_port, gateway_env, GatewayProcess};
+use gateway_e2e::{cleanup, client, unique_prefix, Receiver};
 use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_test-gateway");
@@ -16,17 +16,14 @@ async fn secrets_appear_in_no_response_delivery_log_or_log_line() {
     let prefix = unique_prefix();
     let admin = format!("admin-secret-{}", ulid::Ulid::new());
     let log_path = std::env::temp_dir().join(format!("gw-log-{}.jsonl", ulid::Ulid::new()));
-    let env = vec![
-        ("GATEWAY_REDIS_URL", redis_url()),
-        ("GATEWAY_REDIS_PREFIX", prefix.clone()),
-        ("GATEWAY_ADMIN_TOKEN", admin.clone()),
-        ("GATEWAY_ALLOWED_NETWORKS", "127.0.0.0/8".to_string()),
-        ("GATEWAY_LOG_FORMAT", "json".to_string()),
-        (
-            "RUST_LOG",
-            "debug,hyper=info,h2=info,reqwest=info".to_string(),
-        ),
-    ];
+    let env = gateway_env(
+        &prefix,
+        &admin,
+        &[
+            ("GATEWAY_LOG_FORMAT", "json"),
+            ("RUST_LOG", "debug,hyper=info,h2=info,reqwest=info"),
+        ],
+    );
     let gw = GatewayProcess::start_logged(BIN, free_port(), &env, &log_path).await;
     let http = client();
     let call = |method: &str, path: &str, token: &str, body: Option<Value>| {
