@@ -68,18 +68,24 @@ pub fn mask_config(config: &Value) -> Value {
     copy
 }
 
+/// Whether the value under `key` is secret, given whether its parent is: everything under
+/// `auth` but names and placements, and anything whose key names a secret.
+fn child_is_secret(key: &str, parent_secret: bool) -> bool {
+    if key.eq_ignore_ascii_case("auth") {
+        true
+    } else if parent_secret {
+        !AUTH_PUBLIC_KEYS.contains(&key.to_ascii_lowercase().as_str())
+    } else {
+        is_secret_key(key)
+    }
+}
+
 fn walk(value: &Value, secret: bool, found: &mut impl FnMut(&str)) {
     match value {
         Value::String(s) if secret => found(s),
         Value::Object(map) => {
             for (key, child) in map {
-                let child_secret = if key.eq_ignore_ascii_case("auth") {
-                    true
-                } else if secret {
-                    !AUTH_PUBLIC_KEYS.contains(&key.to_ascii_lowercase().as_str())
-                } else {
-                    is_secret_key(key)
-                };
+                let child_secret = child_is_secret(key, secret);
                 walk(child, child_secret, found);
             }
         }
@@ -93,13 +99,7 @@ fn mask_in_place(value: &mut Value, secret: bool) {
         Value::String(s) if secret && !s.is_empty() => *s = MASK.to_string(),
         Value::Object(map) => {
             for (key, child) in map.iter_mut() {
-                let child_secret = if key.eq_ignore_ascii_case("auth") {
-                    true
-                } else if secret {
-                    !AUTH_PUBLIC_KEYS.contains(&key.to_ascii_lowercase().as_str())
-                } else {
-                    is_secret_key(key)
-                };
+                let child_secret = child_is_secret(key, secret);
                 mask_in_place(child, child_secret);
             }
         }
