@@ -21,6 +21,7 @@ use tracing::{info, warn};
 use super::attempt::{attempt, AttemptReport, DeliveryContext, Verdict};
 use super::retry::{next_step, AttemptResult, NextStep};
 use crate::queue::{Completion, Job, Queue};
+use crate::store::deliveries::DeliveryInput;
 use crate::store::time::now_ms;
 use crate::store::{Store, StoreResult};
 
@@ -253,9 +254,22 @@ impl Worker {
         mut permits: Vec<OwnedSemaphorePermit>,
         tasks: &tokio::sync::Mutex<JoinSet<()>>,
     ) {
+        if jobs.is_empty() {
+            return;
+        }
+        // One round trip for the whole batch. If it fails, the jobs stay leased and are
+        // taken over after their lease, as when a single delivery cannot be recorded.
+        let inputs = match self.store.load_deliveries(&jobs).await {
+            Ok(inputs) => inputs,
+            Err(e) => {
+                self.ctx.metrics.redis_errors.inc();
+                warn!(count = jobs.len(), error = %e, "loading deliveries failed; they will be retried after their lease expires");
+                return;
+            }
+        };
         let mut tasks = tasks.lock().await;
         while tasks.try_join_next().is_some() {}
-        for job in jobs {
+        for (job, input) in jobs.into_iter().zip(inputs) {
             let Some(permit) = permits.pop() else { break };
             let worker = self.clone();
             let key = (job.shard, job.entry.clone());
@@ -268,7 +282,7 @@ impl Worker {
                     set: worker.in_flight.clone(),
                     key,
                 };
-                worker.process(job).await;
+                worker.process(job, input).await;
                 drop(permit);
             });
         }
@@ -315,18 +329,19 @@ impl Worker {
         }
     }
 
-    /// Delivers one job. Store errors leave the job leased: it is retried after the lease.
-    async fn process(&self, job: Job) {
+    /// Delivers one job whose stored input was loaded with its batch (`None`: the log or
+    /// event is gone). Store errors leave the job leased: it is retried after the lease.
+    async fn process(&self, job: Job, input: Option<DeliveryInput>) {
         let span = tracing::info_span!("delivery", msg = %job.msg, event = %job.event, tenant = %job.tenant);
-        let result = tracing::Instrument::instrument(self.try_process(&job), span).await;
+        let result = tracing::Instrument::instrument(self.try_process(&job, input), span).await;
         if let Err(e) = result {
             self.ctx.metrics.redis_errors.inc();
             warn!(msg = %job.msg, error = %e, "delivery not recorded; it will be retried after its lease expires");
         }
     }
 
-    async fn try_process(&self, job: &Job) -> StoreResult<()> {
-        let Some(input) = self.store.load_delivery(job).await? else {
+    async fn try_process(&self, job: &Job, input: Option<DeliveryInput>) -> StoreResult<()> {
+        let Some(input) = input else {
             return self.queue.discard(job.shard, &job.entry).await;
         };
         if input.status != "pending" {

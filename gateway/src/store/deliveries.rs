@@ -1,10 +1,10 @@
 //! What a worker reads to make one delivery: the log's state, the event and the
-//! tenant's endpoint version, in a single round trip.
+//! tenant's endpoint version, in a single round trip (for a whole read batch at once).
 
 use std::collections::HashMap;
 
 use super::time::rfc3339;
-use super::{Store, StoreResult};
+use super::{Store, StoreError, StoreResult};
 use crate::plugins::PluginEvent;
 use crate::queue::Job;
 
@@ -28,39 +28,69 @@ pub struct DeliveryInput {
 }
 
 impl Store {
-    /// Reads a job's log, event and endpoint version; `None` when the log or event is gone.
-    pub async fn load_delivery(&self, job: &Job) -> StoreResult<Option<DeliveryInput>> {
-        let mut conn = self.conn();
-        let (log, event, version): (
-            HashMap<String, String>,
-            HashMap<String, String>,
-            Option<u64>,
-        ) = redis::pipe()
-            .hgetall(self.keys.log(&job.tenant, &job.msg))
-            .hgetall(self.keys.event(&job.tenant, &job.event))
-            .get(self.keys.endpoints_version(&job.tenant))
-            .query_async(&mut conn)
-            .await?;
-        if log.is_empty() || event.is_empty() {
-            return Ok(None);
+    /// Reads each job's log, event and endpoint version, for a whole read batch in one round
+    /// trip, in job order; `None` for a job whose log or event is gone.
+    pub async fn load_deliveries(&self, jobs: &[Job]) -> StoreResult<Vec<Option<DeliveryInput>>> {
+        if jobs.is_empty() {
+            return Ok(Vec::new());
         }
-        let text = |m: &HashMap<String, String>, k: &str| m.get(k).cloned().unwrap_or_default();
-        let created_ms: u64 = text(&event, "created_at_ms").parse().unwrap_or(0);
-        Ok(Some(DeliveryInput {
-            status: text(&log, "status"),
-            attempts: text(&log, "attempts").parse().unwrap_or(0),
-            endpoint_id: text(&log, "endpoint_id"),
-            manual: log.get("manual").is_some_and(|m| m == "1"),
-            event: PluginEvent {
-                id: job.event.clone(),
-                event_type: text(&event, "type"),
-                tenant: job.tenant.clone(),
-                channel: event.get("channel").filter(|c| !c.is_empty()).cloned(),
-                created_at: rfc3339(created_ms),
-                payload: text(&event, "payload"),
-            },
-            event_created_ms: created_ms,
-            endpoints_version: version.unwrap_or(0),
-        }))
+        let mut pipe = redis::pipe();
+        for job in jobs {
+            pipe.hgetall(self.keys.log(&job.tenant, &job.msg))
+                .hgetall(self.keys.event(&job.tenant, &job.event))
+                .get(self.keys.endpoints_version(&job.tenant));
+        }
+        let mut conn = self.conn();
+        let replies: Vec<redis::Value> = pipe.query_async(&mut conn).await?;
+        let mut replies = replies.into_iter();
+        let mut loaded = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let (Some(log), Some(event), Some(version)) =
+                (replies.next(), replies.next(), replies.next())
+            else {
+                return Err(StoreError::Corrupt(
+                    "pipeline answered fewer replies than commands".into(),
+                ));
+            };
+            let parsed = (|| {
+                Ok::<_, redis::ParsingError>((
+                    redis::from_redis_value(log)?,
+                    redis::from_redis_value(event)?,
+                    redis::from_redis_value(version)?,
+                ))
+            })();
+            let (log, event, version) = parsed.map_err(redis::RedisError::from)?;
+            loaded.push(delivery_input(job, log, event, version));
+        }
+        Ok(loaded)
     }
+}
+
+fn delivery_input(
+    job: &Job,
+    log: HashMap<String, String>,
+    event: HashMap<String, String>,
+    version: Option<u64>,
+) -> Option<DeliveryInput> {
+    if log.is_empty() || event.is_empty() {
+        return None;
+    }
+    let text = |m: &HashMap<String, String>, k: &str| m.get(k).cloned().unwrap_or_default();
+    let created_ms: u64 = text(&event, "created_at_ms").parse().unwrap_or(0);
+    Some(DeliveryInput {
+        status: text(&log, "status"),
+        attempts: text(&log, "attempts").parse().unwrap_or(0),
+        endpoint_id: text(&log, "endpoint_id"),
+        manual: log.get("manual").is_some_and(|m| m == "1"),
+        event: PluginEvent {
+            id: job.event.clone(),
+            event_type: text(&event, "type"),
+            tenant: job.tenant.clone(),
+            channel: event.get("channel").filter(|c| !c.is_empty()).cloned(),
+            created_at: rfc3339(created_ms),
+            payload: text(&event, "payload"),
+        },
+        event_created_ms: created_ms,
+        endpoints_version: version.unwrap_or(0),
+    })
 }

@@ -68,7 +68,11 @@ impl Store {
     /// A store on `redis_url`. Connects lazily and reconnects on its own, so the gateway
     /// starts (and reports not ready) while Redis is down.
     pub fn connect(redis_url: &str, keys: Keys, retention: Duration) -> StoreResult<Self> {
-        let client = redis::Client::open(redis_url)?;
+        // Nagle off: commands are small and pipelined; with it on (redis-rs's default) a
+        // command written while an earlier one is unanswered waits for that answer's ACK.
+        let info = redis::IntoConnectionInfo::into_connection_info(redis_url)?;
+        let tcp = redis::io::tcp::TcpSettings::default().set_nodelay(true);
+        let client = redis::Client::open(info.set_tcp_settings(tcp))?;
         let conn = client.get_connection_manager_lazy(connection_config(Duration::from_secs(5)))?;
         Ok(Self::new(client, conn, keys, retention))
     }
