@@ -18,12 +18,16 @@ redis.call('XDEL', KEYS[3], ARGV[1])
 if acked == 0 then return -1 end
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local ttl = tonumber(ARGV[10])
-redis.call('HSET', KEYS[1], 'status', ARGV[3], 'attempts', ARGV[4], 'next_attempt_at_ms', ARGV[5], 'last_error', ARGV[8])
-if ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'request', ARGV[7]) end
+if ARGV[7] ~= '' then
+  redis.call('HSET', KEYS[1], 'status', ARGV[3], 'attempts', ARGV[4], 'next_attempt_at_ms', ARGV[5], 'last_error', ARGV[8], 'request', ARGV[7])
+else
+  redis.call('HSET', KEYS[1], 'status', ARGV[3], 'attempts', ARGV[4], 'next_attempt_at_ms', ARGV[5], 'last_error', ARGV[8])
+end
 if ARGV[6] ~= '' then
-  redis.call('RPUSH', KEYS[2], ARGV[6])
-  redis.call('LTRIM', KEYS[2], -100, -1)
-  redis.call('EXPIRE', KEYS[2], ttl)
+  -- the newest 100 attempts are kept; the list lives as long as its log (below for retries)
+  local kept = redis.call('RPUSH', KEYS[2], ARGV[6])
+  if kept > 100 then redis.call('LTRIM', KEYS[2], -100, -1) end
+  if kept == 1 then redis.call('EXPIRE', KEYS[2], ttl) end
 end
 if ARGV[5] ~= '' then
   redis.call('ZADD', KEYS[4], ARGV[5], ARGV[9])
@@ -35,8 +39,8 @@ if ARGV[5] ~= '' then
   end
 end
 if ARGV[11] ~= '' then
-  redis.call('HINCRBY', KEYS[5], ARGV[11], 1)
-  redis.call('EXPIRE', KEYS[5], 691200)
+  -- a field's first count may create the hash: that is when it gets its 8-day TTL
+  if redis.call('HINCRBY', KEYS[5], ARGV[11], 1) == 1 then redis.call('EXPIRE', KEYS[5], 691200) end
 end
 if ARGV[12] == 'ok' then
   redis.call('DEL', KEYS[6])
