@@ -37,14 +37,18 @@
 pub struct Keys {
     prefix: String,
     shards: u16,
+    /// `{P:s<n>}` of every shard, built once: every tenant key starts with one.
+    shard_tags: Vec<String>,
 }
 
 impl Keys {
     /// Keys under `prefix`, spread over `shards` hash tags.
     pub fn new(prefix: &str, shards: u16) -> Self {
+        let shards = shards.max(1);
         Self {
             prefix: prefix.to_string(),
-            shards: shards.max(1),
+            shards,
+            shard_tags: (0..shards).map(|n| format!("{{{prefix}:s{n}}}")).collect(),
         }
     }
 
@@ -64,11 +68,18 @@ impl Keys {
 
     /// The hash-tagged base of a shard: `{P:s<n>}`.
     pub fn shard(&self, shard: u16) -> String {
-        format!("{{{}:s{}}}", self.prefix, shard)
+        self.tag(shard).into_owned()
+    }
+
+    fn tag(&self, shard: u16) -> std::borrow::Cow<'_, str> {
+        match self.shard_tags.get(usize::from(shard)) {
+            Some(tag) => std::borrow::Cow::Borrowed(tag),
+            None => std::borrow::Cow::Owned(format!("{{{}:s{}}}", self.prefix, shard)),
+        }
     }
 
     fn tenant_base(&self, tenant: &str) -> String {
-        format!("{}:t:{}", self.shard(self.shard_of(tenant)), tenant)
+        format!("{}:t:{}", self.tag(self.shard_of(tenant)), tenant)
     }
 
     /// API key hash → tenant.
@@ -178,7 +189,7 @@ impl Keys {
 
     /// The ready-job stream of a shard.
     pub fn jobs(&self, shard: u16) -> String {
-        format!("{}:jobs", self.shard(shard))
+        format!("{}:jobs", self.tag(shard))
     }
 
     /// The ready-job stream of a tenant's shard.
@@ -188,12 +199,12 @@ impl Keys {
 
     /// Delayed retries of a shard.
     pub fn delayed(&self, shard: u16) -> String {
-        format!("{}:delayed", self.shard(shard))
+        format!("{}:delayed", self.tag(shard))
     }
 
     /// Dead-lettered jobs of a shard.
     pub fn dead(&self, shard: u16) -> String {
-        format!("{}:dead", self.shard(shard))
+        format!("{}:dead", self.tag(shard))
     }
 
     /// Uploaded plugin bytes by content hash.
@@ -234,6 +245,20 @@ mod tests {
         for key in &tags {
             assert_eq!(tag(key), tag(&tags[0]), "{key}");
         }
+    }
+
+    #[test]
+    fn keys_are_spelled_as_the_layout_table_says() {
+        let keys = Keys::new("gw", 2);
+        let t = "ten_01HX";
+        let tag = format!("{{gw:s{}}}", keys.shard_of(t));
+        assert_eq!(keys.log(t, "msg_1"), format!("{tag}:t:{t}:log:msg_1"));
+        assert_eq!(keys.jobs(1), "{gw:s1}:jobs");
+        assert_eq!(keys.delayed(0), "{gw:s0}:delayed");
+        assert_eq!(keys.dead(1), "{gw:s1}:dead");
+        assert_eq!(keys.shard(1), "{gw:s1}");
+        // A shard number past the configured count still gets its own tag.
+        assert_eq!(keys.shard(7), "{gw:s7}");
     }
 
     #[test]
