@@ -8,8 +8,8 @@
 //!
 //! The child cargo gets its own `--target-dir` (so it never waits on the outer
 //! build's lock), a clean environment (no inherited `RUSTFLAGS`, target dir or
-//! build target), and a small release profile (`opt-level = "s"`, LTO, no
-//! debug info, `panic = "abort"`).
+//! build target), and a release profile tuned for call speed (`opt-level = 3`,
+//! LTO, one codegen unit, no debug info, `panic = "abort"`).
 
 // Each includer uses a different subset of these helpers.
 #![allow(dead_code)]
@@ -60,7 +60,10 @@ pub fn cargo_build_wasm(
     ] {
         cmd.env_remove(var);
     }
-    cmd.env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "s")
+    // opt-level 3, not "s": plugins run on every delivery and are compiled once.
+    // Measured (benches/plugin_invoke.rs, compose-template): 45.0 → 37.6 µs per
+    // call, fuel 338 k → 266 k; the component grows 169 → 197 KB.
+    cmd.env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "3")
         .env("CARGO_PROFILE_RELEASE_LTO", "true")
         .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1")
         .env("CARGO_PROFILE_RELEASE_DEBUG", "false")
