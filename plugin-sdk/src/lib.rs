@@ -40,6 +40,8 @@
 extern crate self as plugin_sdk;
 
 pub mod action;
+#[cfg(all(target_arch = "wasm32", feature = "bump-allocator"))]
+mod arena;
 #[doc(hidden)]
 pub mod bindings;
 pub mod event;

@@ -59,15 +59,17 @@ pub struct PluginLimits {
     /// Largest linear memory a plugin instance may have, in bytes (32 MiB).
     pub memory_bytes: usize,
     /// Fuel (wasm instructions, roughly) per call, instantiation included.
-    /// Default 1 000 000 000. Measured: compose-template on a 1.1 MiB event
-    /// used 445 M (123 ms); a near-empty call 0.3 M. At the 4-10 G fuel/s
-    /// seen here it is 100-250 ms of CPU: the deterministic bound that
-    /// normally ends a runaway plugin.
+    /// Default 1 000 000 000. Measured: compose-template on a 1.0 MiB event
+    /// used 158 M (26 ms; 445 M and 123 ms before the built-ins were built
+    /// with opt-level 3 and a bump allocator), on a ~0.8 KB event 0.18 M. At
+    /// the 4-10 G fuel/s seen here it is 100-250 ms of CPU: the deterministic
+    /// bound that normally ends a runaway plugin.
     pub fuel: u64,
     /// Wall-clock deadline per call, in milliseconds (500), enforced with
     /// epoch interruption at a 10 ms granularity. A backstop above the fuel
-    /// bound: a 1 MiB transform takes ~120 ms on an idle core, more on a
-    /// loaded host, and 200 ms would fail such events at random.
+    /// bound: a 1 MiB transform took ~120 ms on an idle core (~26 ms with
+    /// today's built-ins; a tenant plugin may be as slow as the old ones),
+    /// more on a loaded host, and 200 ms would fail such events at random.
     #[serde(rename = "timeout_ms", deserialize_with = "de_millis")]
     pub timeout: Duration,
     /// Largest output a plugin may return (method, url, headers and body
