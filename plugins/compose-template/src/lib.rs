@@ -14,7 +14,7 @@ pub mod template;
 use plugin_sdk::has_line_break;
 use plugin_sdk::{value_to_text, Action, Error, Event, Plugin, Request, Value};
 
-use crate::config::{BodyFormat, BodyTemplate, Config};
+use crate::config::{BodyFormat, BodyTemplate, Config, FieldPath};
 use crate::template::{Stop, Vars};
 
 /// The plugin.
@@ -42,7 +42,7 @@ plugin_sdk::export_plugin!(ComposeTemplate);
 pub fn compose(event: &Event, mut request: Request, config: &Config) -> Result<Request, Stop> {
     let vars = Vars::new(event, config.on_missing);
     if let Some(url) = &config.url {
-        request.url = url.render_url(&vars).map_err(at("url"))?;
+        request.url = url.render_url(&vars).map_err(at(FieldPath::Root("url")))?;
     }
     if let Some(method) = &config.method {
         request.method.clone_from(method);
@@ -53,8 +53,8 @@ pub fn compose(event: &Event, mut request: Request, config: &Config) -> Result<R
         set_body(&mut request, config, &vars)?;
     }
     for (name, template) in &config.headers {
-        let field = format!("headers.{name}");
-        let value = template.render_text(&vars).map_err(at(&field))?;
+        let field = FieldPath::Key(&FieldPath::Root("headers"), name);
+        let value = template.render_text(&vars).map_err(at(field))?;
         if has_line_break(&value) {
             return Err(Stop::Fail(Error::field(
                 field,
@@ -70,7 +70,7 @@ pub fn compose(event: &Event, mut request: Request, config: &Config) -> Result<R
 /// form when there is no template and the format is `form`.
 fn set_body(request: &mut Request, config: &Config, vars: &Vars<'_>) -> Result<(), Stop> {
     let body = match &config.body {
-        Some(template) => render_body("body", template, vars)?,
+        Some(template) => render_body(FieldPath::Root("body"), template, vars)?,
         None if config.body_format == BodyFormat::Json => return Ok(()),
         None => request
             .json_body()
@@ -84,7 +84,11 @@ fn set_body(request: &mut Request, config: &Config, vars: &Vars<'_>) -> Result<(
 }
 
 /// Renders a body template to JSON; `field` locates errors (`body.items.0`).
-fn render_body(field: &str, template: &BodyTemplate, vars: &Vars<'_>) -> Result<Value, Stop> {
+fn render_body(
+    field: FieldPath<'_>,
+    template: &BodyTemplate,
+    vars: &Vars<'_>,
+) -> Result<Value, Stop> {
     Ok(match template {
         BodyTemplate::Text(text) => text.render_json(vars).map_err(at(field))?,
         BodyTemplate::Literal(value) => value.clone(),
@@ -92,7 +96,7 @@ fn render_body(field: &str, template: &BodyTemplate, vars: &Vars<'_>) -> Result<
             items
                 .iter()
                 .enumerate()
-                .map(|(i, item)| render_body(&format!("{field}.{i}"), item, vars))
+                .map(|(i, item)| render_body(FieldPath::Index(&field, i), item, vars))
                 .collect::<Result<_, _>>()?,
         ),
         BodyTemplate::Object(fields) => Value::Object(
@@ -101,7 +105,7 @@ fn render_body(field: &str, template: &BodyTemplate, vars: &Vars<'_>) -> Result<
                 .map(|(key, item)| {
                     Ok((
                         key.clone(),
-                        render_body(&format!("{field}.{key}"), item, vars)?,
+                        render_body(FieldPath::Key(&field, key), item, vars)?,
                     ))
                 })
                 .collect::<Result<_, Stop>>()?,
@@ -126,7 +130,7 @@ fn form_pairs(body: &Value) -> Result<Vec<(String, String)>, Stop> {
 }
 
 /// Prefixes a stop's message with the config field it came from.
-fn at(field: &str) -> impl Fn(Stop) -> Stop + '_ {
+fn at(field: FieldPath<'_>) -> impl Fn(Stop) -> Stop + '_ {
     move |stop| match stop {
         Stop::Drop(reason) => Stop::Drop(format!("{field}: {reason}")),
         Stop::Fail(error) => Stop::Fail(error.in_field(field)),
