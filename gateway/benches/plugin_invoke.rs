@@ -2,17 +2,18 @@
 //! artifact: the numbers DESIGN.md's plugin rules rest on.
 //!
 //! `cargo bench -p gateway --bench plugin_invoke` prints p50/p99 in µs for
-//! the built-in `compose-template` on a ~1 KB event, the same call made the
-//! way a delivery worker makes it (`spawn_blocking` from a tokio task) and
-//! inline on a runtime thread, and fuel and time for a 1 MiB event. Plain
-//! `main`, no harness: the point is a number to compare, not a statistical
-//! study.
+//! the built-in `compose-template` on a ~1 KB event, the same logic compiled
+//! natively, the cost of a call as a delivery worker makes it (awaited in
+//! tokio tasks, against the former `spawn_blocking` path), and fuel and time
+//! for a 1 MiB event. Plain `main`, no harness: the point is a number to
+//! compare, not a statistical study.
 //!
-//! Run of 2026-11-21 08:35 UTC (2 shared vCPUs, another build running):
-//! compose-template p50 20.5 µs, p99 30 µs (62 µs before the built-ins got
-//! opt-level 3, plugin-sdk's bump allocator and fewer allocations); near-empty
-//! call 4.4 µs (13.5); native 10.2 µs; ratio 2.0x (4.3x). Via `spawn_blocking`
-//! 55-76 µs against 24 µs inline: the thread handoff costs more than the call.
+//! Run of 2026-11-21 09:05 UTC (2 vCPUs): compose-template p50 21.0 µs, p99
+//! 25.1 µs (62 µs before the built-ins got opt-level 3, plugin-sdk's bump
+//! allocator and fewer allocations); near-empty call 4.8 µs (13.5); native
+//! 10.4 µs; ratio 2.0x (4.3x). 64 tasks calling at once on 2 runtime threads:
+//! 11.9 µs wall per call awaited in the tasks, 22.2 µs via `spawn_blocking`
+//! (the thread handoff cost more than the call).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -82,13 +83,17 @@ fn main() {
     };
     println!("event payload: {} bytes", event.payload.len());
     for _ in 0..200 {
-        engine.invoke(&loaded, &event, &request, CONFIG).unwrap();
+        engine
+            .invoke_blocking(&loaded, &event, &request, CONFIG)
+            .unwrap();
     }
     let mut calls = Vec::new();
     let mut fuel = 0;
     for _ in 0..5000 {
         let t = Instant::now();
-        let out = engine.invoke(&loaded, &event, &request, CONFIG).unwrap();
+        let out = engine
+            .invoke_blocking(&loaded, &event, &request, CONFIG)
+            .unwrap();
         calls.push(t.elapsed());
         fuel = out.fuel_used;
     }
@@ -98,7 +103,7 @@ fn main() {
     let mut floor = Vec::new();
     for _ in 0..5000 {
         let t = Instant::now();
-        engine.validate_config(&loaded, "{}").unwrap();
+        engine.validate_config_blocking(&loaded, "{}").unwrap();
         floor.push(t.elapsed());
     }
     report(
@@ -141,49 +146,56 @@ fn main() {
     }
     let wasm_p50 = p50(&mut calls);
 
-    // The path a delivery worker takes (`PluginDirectory::call`): from a task on
-    // the tokio runtime, hand the call to the blocking pool and await it. The
-    // difference from the line above is the thread handoff.
+    // The path a delivery worker takes (`PluginDirectory::call`): the async call
+    // awaited by tasks on the tokio runtime (the wasm runs on a fiber of the
+    // task), against the path before (until 2026-11-21): the synchronous call
+    // handed to the blocking pool with `spawn_blocking`. 64 tasks make calls
+    // concurrently on a 2-thread runtime; the figure is wall time per call, i.e.
+    // the cost of a call with its scheduling when the runtime is busy.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .build()
         .unwrap();
-    let shared = std::sync::Arc::new((event.clone(), request.clone()));
-    let (blocking, inline) = runtime.block_on({
-        let engine = engine.clone();
-        let loaded = loaded.clone();
-        async move {
-            let mut blocking = Vec::new();
-            let mut inline = Vec::new();
-            for i in 0..5200 {
-                let (engine2, loaded2, shared2) = (engine.clone(), loaded.clone(), shared.clone());
-                let t = Instant::now();
-                tokio::task::spawn_blocking(move || {
-                    engine2.invoke(&loaded2, &shared2.0, &shared2.1, CONFIG)
-                })
-                .await
-                .unwrap()
-                .unwrap();
-                let d = t.elapsed();
-                // The same call made on the runtime's worker thread itself.
-                let t = Instant::now();
-                engine
-                    .invoke(&loaded, &shared.0, &shared.1, CONFIG)
-                    .unwrap();
-                if i >= 200 {
-                    blocking.push(d);
-                    inline.push(t.elapsed());
-                }
+    let shared = std::sync::Arc::new((event.clone(), request.clone(), loaded.clone()));
+    for (name, blocking) in [
+        ("awaited in tokio tasks (the worker's path)", false),
+        (
+            "via spawn_blocking (the worker's path before async calls)",
+            true,
+        ),
+    ] {
+        let (tasks, per_task) = (64, 100);
+        let started = Instant::now();
+        runtime.block_on(async {
+            let mut set = tokio::task::JoinSet::new();
+            for _ in 0..tasks {
+                let (engine, shared) = (engine.clone(), shared.clone());
+                set.spawn(async move {
+                    for _ in 0..per_task {
+                        if blocking {
+                            let (engine, shared) = (engine.clone(), shared.clone());
+                            tokio::task::spawn_blocking(move || {
+                                engine.invoke_blocking(&shared.2, &shared.0, &shared.1, CONFIG)
+                            })
+                            .await
+                            .unwrap()
+                            .unwrap();
+                        } else {
+                            engine
+                                .invoke(&shared.2, &shared.0, &shared.1, CONFIG)
+                                .await
+                                .unwrap();
+                        }
+                    }
+                });
             }
-            (blocking, inline)
-        }
-    });
-    let (mut blocking, mut inline) = (blocking, inline);
-    report(
-        "invoke via spawn_blocking from a tokio task (the worker's path)",
-        &mut blocking,
-    );
-    report("invoke inline on a tokio worker thread", &mut inline);
+            while set.join_next().await.is_some() {}
+        });
+        let per_call = started.elapsed().as_secs_f64() * 1e6 / f64::from(tasks * per_task);
+        println!(
+            "invoke {name}: {tasks} tasks x {per_task} calls on 2 runtime threads: {per_call:.1} µs wall per call"
+        );
+    }
 
     // A large event, once: fuel and time against the default limits.
     let big = PluginEvent {
@@ -198,7 +210,9 @@ fn main() {
         ..request.clone()
     };
     let t = Instant::now();
-    let out = engine.invoke(&loaded, &big, &big_request, CONFIG).unwrap();
+    let out = engine
+        .invoke_blocking(&loaded, &big, &big_request, CONFIG)
+        .unwrap();
     println!(
         "invoke compose-template on a {:.1} MiB event: {:.1} ms, fuel {}",
         big.payload.len() as f64 / (1 << 20) as f64,

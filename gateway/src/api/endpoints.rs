@@ -131,7 +131,7 @@ async fn check_plugins(state: &AppState, tenant: &str, plugins: &[PluginRef]) ->
         let config = plugin_ref.config.to_string();
         let checked = state
             .plugins
-            .call(move |engine| engine.validate_config(&plugin, &config))
+            .call(|engine| async move { engine.validate_config(&plugin, &config).await })
             .await;
         match checked.and_then(|r| r) {
             Ok(()) => {}

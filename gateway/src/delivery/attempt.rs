@@ -154,7 +154,6 @@ async fn run_chain(
     if endpoint.plugins.is_empty() {
         return Ok(PluginAction::Deliver(request));
     }
-    let event = Arc::new(event.clone());
     for plugin_ref in &endpoint.plugins {
         let plugin = ctx
             .plugins
@@ -169,11 +168,10 @@ async fn run_chain(
                 (code, format!("{}: {e}", plugin_ref.plugin))
             })?;
         let config = plugin_ref.config.to_string();
-        let event = event.clone();
         let input = request;
         let outcome = ctx
             .plugins
-            .call(move |engine| engine.invoke(&plugin, &event, &input, &config))
+            .call(|engine| async move { engine.invoke(&plugin, event, &input, &config).await })
             .await
             .and_then(|r| r);
         let metrics = &ctx.metrics;

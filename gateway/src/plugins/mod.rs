@@ -27,9 +27,13 @@
 //! `(sha256, `[`PluginEngine::artifact_key`]`)`; an artifact whose key differs
 //! from the running engine's must be re-made with [`PluginEngine::prepare`].
 //!
-//! Calls are synchronous and may run up to [`PluginLimits::timeout`]: call
-//! [`PluginEngine::invoke`] from a blocking thread (`spawn_blocking`), and keep
-//! the number of concurrent calls at or below [`PluginLimits::pool_instances`].
+//! Calls are async and run on the calling task, on a wasmtime fiber: a call
+//! yields to the runtime at every epoch tick until its
+//! [`PluginLimits::timeout`], so a long plugin never holds a runtime thread
+//! for more than a tick at a time, and a short one (the usual tens of
+//! microseconds) pays no thread handoff. Keep the number of concurrent calls
+//! at or below [`PluginLimits::pool_instances`]. `*_blocking` variants drive
+//! the same call on the current thread, for code outside a runtime.
 
 pub mod bindings;
 pub mod builtin;

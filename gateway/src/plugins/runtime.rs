@@ -14,10 +14,10 @@
 
 use std::time::Instant;
 
-use wasmtime::{ResourceLimiter, Store, Trap};
+use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline};
 
 use super::bindings::{self, Plugin};
-use super::engine::{LoadedPlugin, TICK};
+use super::engine::LoadedPlugin;
 use super::{Invocation, PluginAction, PluginCallError, PluginEngine, PluginEvent, PluginRequest};
 
 /// Methods a plugin may send.
@@ -92,23 +92,31 @@ impl ResourceLimiter for Limiter {
 impl PluginEngine {
     /// Calls the plugin's `validate-config` with an endpoint's config (JSON
     /// text). `Err(Rejected(msg))` carries the plugin's message for the tenant.
-    pub fn validate_config(
+    pub async fn validate_config(
         &self,
         plugin: &LoadedPlugin,
         config_json: &str,
     ) -> Result<(), PluginCallError> {
-        let (mut store, instance) = self.instantiate(plugin)?;
-        let result = instance.call_validate_config(&mut store, config_json);
+        let (mut store, instance) = self.instantiate(plugin).await?;
+        let result = instance
+            .func_validate_config()
+            .call_async(&mut store, (config_json,))
+            .await;
         match result {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(msg)) => Err(PluginCallError::Rejected(truncate(msg))),
+            Ok((Ok(()),)) => Ok(()),
+            Ok((Err(msg),)) => Err(PluginCallError::Rejected(truncate(msg))),
             Err(e) => Err(classify(&store, &e)),
         }
     }
 
     /// Runs the plugin's `transform` for one delivery: fresh instance, all
-    /// limits, output checked. Synchronous: call from a blocking thread.
-    pub fn invoke(
+    /// limits, output checked.
+    ///
+    /// The call runs on the calling task (on a wasmtime fiber), not on a
+    /// thread of its own: a plugin that runs long yields to the runtime at
+    /// every epoch tick ([`super::engine::TICK`]) until its deadline, so it never holds a
+    /// runtime thread for more than a tick at a time.
+    pub async fn invoke(
         &self,
         plugin: &LoadedPlugin,
         event: &PluginEvent,
@@ -125,8 +133,12 @@ impl PluginEngine {
             payload: event.payload.clone(),
         };
         let wit_request = to_wit(request);
-        let (mut store, instance) = self.instantiate(plugin)?;
-        let result = instance.call_transform(&mut store, &wit_event, &wit_request, config_json);
+        let (mut store, instance) = self.instantiate(plugin).await?;
+        let result = instance
+            .func_transform()
+            .call_async(&mut store, (&wit_event, &wit_request, config_json))
+            .await
+            .map(|(r,)| r);
         let fuel_used = self
             .limits()
             .fuel
@@ -149,8 +161,29 @@ impl PluginEngine {
         })
     }
 
+    /// [`PluginEngine::invoke`] for callers outside an async runtime (tests,
+    /// benchmarks): the same call, driven to completion on this thread.
+    pub fn invoke_blocking(
+        &self,
+        plugin: &LoadedPlugin,
+        event: &PluginEvent,
+        request: &PluginRequest,
+        config_json: &str,
+    ) -> Result<Invocation, PluginCallError> {
+        futures::executor::block_on(self.invoke(plugin, event, request, config_json))
+    }
+
+    /// [`PluginEngine::validate_config`] driven to completion on this thread.
+    pub fn validate_config_blocking(
+        &self,
+        plugin: &LoadedPlugin,
+        config_json: &str,
+    ) -> Result<(), PluginCallError> {
+        futures::executor::block_on(self.validate_config(plugin, config_json))
+    }
+
     /// A fresh store with every limit set, and an instance in it.
-    fn instantiate(
+    async fn instantiate(
         &self,
         plugin: &LoadedPlugin,
     ) -> Result<(Store<HostState>, Plugin), PluginCallError> {
@@ -166,11 +199,18 @@ impl PluginEngine {
         store
             .set_fuel(limits.fuel)
             .map_err(|e| PluginCallError::Trap(format!("cannot set fuel: {e}")))?;
-        // +1: the current tick may be nearly over when the call starts.
-        let ticks = limits.timeout.as_nanos().div_ceil(TICK.as_nanos()) + 1;
-        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
-        store.epoch_deadline_trap();
-        match plugin.pre.instantiate(&mut store) {
+        // Every tick the plugin yields to the async runtime, until the wall-clock
+        // deadline: then the call traps with `Interrupt` (reported as a timeout).
+        let deadline = Instant::now() + limits.timeout;
+        store.epoch_deadline_callback(move |_| {
+            Ok(if Instant::now() >= deadline {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::Yield(1)
+            })
+        });
+        store.set_epoch_deadline(1);
+        match plugin.pre.instantiate_async(&mut store).await {
             Ok(instance) => Ok((store, instance)),
             Err(e) => Err(classify(&store, &e)),
         }
@@ -182,7 +222,7 @@ pub(super) fn instantiate_only(
     engine: &PluginEngine,
     plugin: &LoadedPlugin,
 ) -> Result<(), PluginCallError> {
-    engine.instantiate(plugin).map(|_| ())
+    futures::executor::block_on(engine.instantiate(plugin)).map(|_| ())
 }
 
 /// Maps a wasmtime error from instantiation or a call to a typed error.

@@ -60,7 +60,7 @@ fn run(
     plugin: &LoadedPlugin,
     config: &str,
 ) -> Result<Invocation, PluginCallError> {
-    engine.invoke(plugin, &event(r#"{"drop":false}"#), &request(), config)
+    engine.invoke_blocking(plugin, &event(r#"{"drop":false}"#), &request(), config)
 }
 
 /// After any failure the engine still runs a well-behaved call.
@@ -91,7 +91,7 @@ fn echo_and_drop_if() {
 
     let e = event(r#"{"drop":true}"#);
     let out = engine()
-        .invoke(&plugin, &e, &request(), r#"{"mode":"drop_if"}"#)
+        .invoke_blocking(&plugin, &e, &request(), r#"{"mode":"drop_if"}"#)
         .unwrap();
     assert_eq!(
         out.action,
@@ -111,10 +111,10 @@ fn plugin_error_is_rejected_with_its_message() {
 fn validate_config_passes_the_plugin_verdict() {
     let plugin = hostile();
     engine()
-        .validate_config(&plugin, r#"{"mode":"echo"}"#)
+        .validate_config_blocking(&plugin, r#"{"mode":"echo"}"#)
         .unwrap();
     let err = engine()
-        .validate_config(&plugin, r#"{"mode":"nope"}"#)
+        .validate_config_blocking(&plugin, r#"{"mode":"nope"}"#)
         .unwrap_err();
     assert_eq!(
         err,
@@ -141,6 +141,53 @@ fn infinite_loop_times_out() {
     let err = run(&engine, &plugin, r#"{"mode":"loop"}"#).unwrap_err();
     assert_eq!(err, PluginCallError::Timeout);
     assert_still_works(&engine, &plugin);
+}
+
+/// A plugin that loops does not hold the runtime thread it runs on: on a
+/// single-threaded runtime, another task keeps running while the call is in
+/// progress (the call yields at every epoch tick), and the call still ends at
+/// its deadline.
+#[test]
+fn infinite_loop_yields_to_other_tasks_until_its_deadline() {
+    let limits = PluginLimits {
+        fuel: u64::MAX / 4,
+        timeout: Duration::from_millis(200),
+        ..test_limits()
+    };
+    let (engine, plugin) = engine_with(limits);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (result, turns) = runtime.block_on(async {
+        let calling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let turns = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let other = tokio::spawn({
+            let (calling, turns) = (calling.clone(), turns.clone());
+            async move {
+                while calling.load(std::sync::atomic::Ordering::SeqCst) {
+                    turns.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    tokio::task::yield_now().await;
+                }
+            }
+        });
+        // Let the other task start before the call.
+        tokio::task::yield_now().await;
+        let before = turns.load(std::sync::atomic::Ordering::SeqCst);
+        let result = engine
+            .invoke(&plugin, &event("{}"), &request(), r#"{"mode":"loop"}"#)
+            .await;
+        let during = turns.load(std::sync::atomic::Ordering::SeqCst) - before;
+        calling.store(false, std::sync::atomic::Ordering::SeqCst);
+        other.await.unwrap();
+        (result, during)
+    });
+    assert_eq!(result.unwrap_err(), PluginCallError::Timeout);
+    // 200 ms at a 10 ms tick: about 20 yields; a call that never yielded gives 0.
+    assert!(
+        turns >= 5,
+        "the other task ran {turns} times during the call"
+    );
 }
 
 #[test]
@@ -385,7 +432,7 @@ fn builtins_prepare_and_run() {
             .prepare_and_load(b.component)
             .unwrap_or_else(|e| panic!("{}: {e}", b.name));
         // Any outcome but a trap or a limit is fine for an arbitrary config.
-        match engine().invoke(&plugin, &event(r#"{"text":"hi"}"#), &request(), "{}") {
+        match engine().invoke_blocking(&plugin, &event(r#"{"text":"hi"}"#), &request(), "{}") {
             Ok(_) | Err(PluginCallError::Rejected(_)) | Err(PluginCallError::InvalidOutput(_)) => {}
             Err(e) => panic!("{}: {e}", b.name),
         }

@@ -232,20 +232,18 @@ impl PluginDirectory {
         Ok(loaded)
     }
 
-    /// Runs `f` on a blocking thread once a plugin call slot is free: plugin calls are
-    /// synchronous CPU work bounded by the engine's limits, and the pool has a fixed size.
-    pub async fn call<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&PluginEngine) -> T + Send + 'static,
-    ) -> Result<T, PluginCallError> {
+    /// Runs the plugin call `f` makes on this task once a plugin call slot is free: the
+    /// pool has a fixed size, and a call beyond it would fail instead of waiting.
+    pub async fn call<T, F, Fut>(&self, f: F) -> Result<T, PluginCallError>
+    where
+        F: FnOnce(PluginEngine) -> Fut,
+        Fut: std::future::Future<Output = T>,
+    {
         let _slot = self
             .calls
             .acquire()
             .await
             .map_err(|_| PluginCallError::Trap("plugin runtime is shutting down".into()))?;
-        let engine = self.engine.clone();
-        tokio::task::spawn_blocking(move || f(&engine))
-            .await
-            .map_err(|e| PluginCallError::Trap(format!("plugin call aborted: {e}")))
+        Ok(f(self.engine.clone()).await)
     }
 }
