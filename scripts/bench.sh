@@ -5,6 +5,7 @@
 #
 #   scripts/bench.sh                       # 10 s per scenario, 64 producers
 #   scripts/bench.sh --duration 5 --concurrency 32 --scenarios baseline,compose-template
+#   scripts/bench.sh --repeat 3            # every scenario 3 times: median table + spread table
 #
 # Options are passed to the bench binary (tests/src/bin/bench.rs); see its header.
 # Not part of the test suite. Everything runs on this machine, on loopback.

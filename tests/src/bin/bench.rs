@@ -20,7 +20,9 @@
 //! long after its drain, e.g. to attach a profiler), `--perf FILE` (record the
 //! gateway with `perf record -g` while the producers run; gateway scenarios only),
 //! `--rate N` (events/s of `compose-template-paced`; default half the rate the
-//! closed-loop `compose-template` scenario reached).
+//! closed-loop `compose-template` scenario reached), `--repeat N` (1: run every
+//! scenario N times, round after round; the table shows each scenario's median
+//! run, its ratio to the same round's baseline, and a second table the spread).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -73,6 +75,7 @@ struct Options {
     hold: Duration,
     perf: Option<PathBuf>,
     rate: Option<f64>,
+    repeat: usize,
 }
 
 fn parse_options() -> Result<Options> {
@@ -88,6 +91,7 @@ fn parse_options() -> Result<Options> {
         hold: Duration::ZERO,
         perf: None,
         rate: None,
+        repeat: 1,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -113,8 +117,12 @@ fn parse_options() -> Result<Options> {
             "--hold" => options.hold = Duration::from_secs(value.parse()?),
             "--perf" => options.perf = Some(value.into()),
             "--rate" => options.rate = Some(value.parse()?),
+            "--repeat" => options.repeat = value.parse()?,
             other => bail!("unknown option {other}"),
         }
+    }
+    if options.repeat == 0 || options.repeat > 20 {
+        bail!("--repeat must be between 1 and 20");
     }
     if options.concurrency == 0 || options.concurrency > 4096 {
         bail!("--concurrency must be between 1 and 4096");
@@ -1084,6 +1092,155 @@ fn opt(x: Option<f64>, decimals: usize) -> String {
     x.map_or("-".into(), |v| format!("{v:.decimals$}"))
 }
 
+/// Runs every selected scenario once, in order.
+async fn run_round(bench: &mut Bench, options: &Options) -> Vec<Outcome> {
+    let want = |s: &str| options.scenarios.iter().any(|x| x == s);
+    let mut outcomes: Vec<Outcome> = Vec::new();
+    for name in ALL_SCENARIOS {
+        if !want(name) || (*name == "drain-only" && want("ingest-only")) {
+            // drain-only runs together with ingest-only: it drains that backlog.
+            continue;
+        }
+        eprintln!(
+            "bench: scenario {name} ({} s, {} producers)",
+            options.duration.as_secs_f64(),
+            options.concurrency
+        );
+        let result = match *name {
+            "baseline" => bench.baseline().await.map(|o| vec![o]),
+            "gateway" => bench
+                .through_gateway(name, 1, false, None)
+                .await
+                .map(|o| vec![o]),
+            "compose-template" => bench
+                .through_gateway(name, 1, true, None)
+                .await
+                .map(|o| vec![o]),
+            "compose-template-paced" => {
+                // Half the saturated rate of the closed loop (or --rate), to read latency below saturation.
+                let rate = options.rate.or_else(|| {
+                    outcomes
+                        .iter()
+                        .find(|o| o.name == "compose-template" && o.accepted_per_s > 0.0)
+                        .map(|o| o.accepted_per_s / 2.0)
+                });
+                bench
+                    .through_gateway(name, 1, true, Some(rate.unwrap_or(1000.0)))
+                    .await
+                    .map(|o| vec![o])
+            }
+            "fanout-4" => bench
+                .through_gateway(name, 4, false, None)
+                .await
+                .map(|o| vec![o]),
+            "ingest-only" => bench.ingest_then_drain(true, want("drain-only")).await,
+            "drain-only" => bench.ingest_then_drain(false, true).await,
+            _ => Ok(Vec::new()),
+        };
+        match result {
+            Ok(list) => {
+                for o in &list {
+                    eprintln!(
+                        "bench:   {}: accepted {} ({:.0}/s), delivered {} ({:.0}/s), lost {:?}, dup {}, statuses {:?}",
+                        o.name, o.accepted, o.accepted_per_s, o.delivered, o.delivered_per_s, o.lost, o.duplicated, o.statuses
+                    );
+                }
+                outcomes.extend(list);
+            }
+            Err(e) => {
+                eprintln!("bench: scenario {name} failed: {e:#}");
+                outcomes.push(Outcome {
+                    name: name.to_string(),
+                    note: format!("failed: {e:#}"),
+                    ..Outcome::default()
+                });
+            }
+        }
+    }
+    outcomes
+}
+
+/// The rate a scenario is judged by: delivered/s, or accepted/s when nothing was delivered.
+fn rate_of(o: &Outcome) -> f64 {
+    if o.delivered > 0 {
+        o.delivered_per_s
+    } else {
+        o.accepted_per_s
+    }
+}
+
+/// Each outcome's rate over the baseline of the same round.
+fn set_ratios(outcomes: &mut [Outcome]) {
+    let baseline = outcomes
+        .iter()
+        .find(|o| o.name == "baseline")
+        .map(|o| o.delivered_per_s)
+        .filter(|b| *b > 0.0);
+    for o in outcomes {
+        o.ratio = baseline.map(|b| rate_of(o) / b);
+    }
+}
+
+/// Every run of scenario `name`, one per round that has it.
+fn runs_of<'a>(rounds: &'a [Vec<Outcome>], name: &str) -> Vec<&'a Outcome> {
+    rounds
+        .iter()
+        .filter_map(|round| round.iter().find(|o| o.name == name))
+        .collect()
+}
+
+/// Per scenario, the run with the median rate (the lower middle for an even count).
+fn medians(rounds: &[Vec<Outcome>]) -> Vec<Outcome> {
+    let Some(first) = rounds.first() else {
+        return Vec::new();
+    };
+    first
+        .iter()
+        .filter_map(|o| {
+            let mut runs = runs_of(rounds, &o.name);
+            runs.sort_by(|a, b| rate_of(a).total_cmp(&rate_of(b)));
+            runs.get((runs.len() - 1) / 2).map(|o| (*o).clone())
+        })
+        .collect()
+}
+
+/// Min, median and max of each scenario's rate, gateway CPU per event and ratio to its
+/// round's baseline, over the rounds.
+fn spread_table(rounds: &[Vec<Outcome>]) -> String {
+    fn span(mut values: Vec<f64>, digits: usize) -> String {
+        if values.is_empty() {
+            return "-".into();
+        }
+        values.sort_by(f64::total_cmp);
+        let mid = values[(values.len() - 1) / 2];
+        format!(
+            "{:.d$} / {:.d$} / {:.d$}",
+            values[0],
+            mid,
+            values[values.len() - 1],
+            d = digits
+        )
+    }
+    let mut out = String::new();
+    out.push_str("| scenario | runs | rate/s min / median / max | gw CPU µs/ev min / median / max | × baseline (same round) min / median / max |\n");
+    out.push_str("|---|---:|---:|---:|---:|\n");
+    for o in rounds.first().map(Vec::as_slice).unwrap_or_default() {
+        let runs = runs_of(rounds, &o.name);
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} |\n",
+            o.name,
+            runs.len(),
+            span(runs.iter().map(|r| rate_of(r)).collect(), 0),
+            span(
+                runs.iter().filter_map(|r| r.gateway_us_per_event).collect(),
+                1
+            ),
+            span(runs.iter().filter_map(|r| r.ratio).collect(), 3),
+        ));
+    }
+    out
+}
+
 fn table(outcomes: &[Outcome]) -> String {
     let mut out = String::new();
     out.push_str("| scenario | accepted/s | delivered/s | p50 ms | p99 ms | p99.9 ms | gw CPU µs/ev | Redis CPU µs/ev | gw peak RSS MiB | load-gen CPU µs/ev | other CPU s | lost | dup | × baseline |\n");
@@ -1171,82 +1328,16 @@ async fn main() -> Result<()> {
         redis,
         run_id: ulid::Ulid::new().to_string().to_lowercase(),
     };
-    let want = |s: &str| options.scenarios.iter().any(|x| x == s);
-    let mut outcomes: Vec<Outcome> = Vec::new();
-    for name in ALL_SCENARIOS {
-        if !want(name) || (*name == "drain-only" && want("ingest-only")) {
-            // drain-only runs together with ingest-only: it drains that backlog.
-            continue;
+    let mut rounds: Vec<Vec<Outcome>> = Vec::new();
+    for round in 0..options.repeat {
+        if options.repeat > 1 {
+            eprintln!("bench: round {} of {}", round + 1, options.repeat);
         }
-        eprintln!(
-            "bench: scenario {name} ({} s, {} producers)",
-            options.duration.as_secs_f64(),
-            options.concurrency
-        );
-        let result = match *name {
-            "baseline" => bench.baseline().await.map(|o| vec![o]),
-            "gateway" => bench
-                .through_gateway(name, 1, false, None)
-                .await
-                .map(|o| vec![o]),
-            "compose-template" => bench
-                .through_gateway(name, 1, true, None)
-                .await
-                .map(|o| vec![o]),
-            "compose-template-paced" => {
-                // Half the saturated rate of the closed loop (or --rate), to read latency below saturation.
-                let rate = options.rate.or_else(|| {
-                    outcomes
-                        .iter()
-                        .find(|o| o.name == "compose-template" && o.accepted_per_s > 0.0)
-                        .map(|o| o.accepted_per_s / 2.0)
-                });
-                bench
-                    .through_gateway(name, 1, true, Some(rate.unwrap_or(1000.0)))
-                    .await
-                    .map(|o| vec![o])
-            }
-            "fanout-4" => bench
-                .through_gateway(name, 4, false, None)
-                .await
-                .map(|o| vec![o]),
-            "ingest-only" => bench.ingest_then_drain(true, want("drain-only")).await,
-            "drain-only" => bench.ingest_then_drain(false, true).await,
-            _ => Ok(Vec::new()),
-        };
-        match result {
-            Ok(list) => {
-                for o in &list {
-                    eprintln!(
-                        "bench:   {}: accepted {} ({:.0}/s), delivered {} ({:.0}/s), lost {:?}, dup {}, statuses {:?}",
-                        o.name, o.accepted, o.accepted_per_s, o.delivered, o.delivered_per_s, o.lost, o.duplicated, o.statuses
-                    );
-                }
-                outcomes.extend(list);
-            }
-            Err(e) => {
-                eprintln!("bench: scenario {name} failed: {e:#}");
-                outcomes.push(Outcome {
-                    name: name.to_string(),
-                    note: format!("failed: {e:#}"),
-                    ..Outcome::default()
-                });
-            }
-        }
+        let mut outcomes = run_round(&mut bench, &options).await;
+        set_ratios(&mut outcomes);
+        rounds.push(outcomes);
     }
-    let baseline = outcomes
-        .iter()
-        .find(|o| o.name == "baseline")
-        .map(|o| o.delivered_per_s)
-        .filter(|b| *b > 0.0);
-    for o in &mut outcomes {
-        let rate = if o.delivered > 0 {
-            o.delivered_per_s
-        } else {
-            o.accepted_per_s
-        };
-        o.ratio = baseline.map(|b| rate / b);
-    }
+    let outcomes = medians(&rounds);
     let plugin = options
         .plugin_bench
         .as_ref()
@@ -1267,10 +1358,18 @@ async fn main() -> Result<()> {
         "concurrency": options.concurrency,
         "event_bytes": PAD_BYTES + 100,
         "scenarios": outcomes.iter().map(Outcome::json).collect::<Vec<_>>(),
+        "repeat": options.repeat,
+        "rounds": rounds
+            .iter()
+            .map(|round| round.iter().map(Outcome::json).collect::<Vec<_>>())
+            .collect::<Vec<_>>(),
         "plugin_microbench": plugin,
     });
     std::fs::write(&options.out, serde_json::to_string_pretty(&report)?)?;
     println!("{}", table(&outcomes));
+    if options.repeat > 1 {
+        println!("{}", spread_table(&rounds));
+    }
     println!(
         "delivered/s: requests that reached the receiver per second from the first request to the last \
          (fan-out counts each endpoint); ingest-only: CPU per accepted event; other CPU s: busy CPU of \
