@@ -76,7 +76,8 @@ impl Bump {
 
     /// Makes sure linear memory reaches `end`; false if it cannot grow.
     fn reserve(end: usize) -> bool {
-        let size = wasm32::memory_size(0) * PAGE;
+        // Saturating: a full 4 GiB memory is 65,536 pages, one byte past `usize::MAX`.
+        let size = wasm32::memory_size(0).saturating_mul(PAGE);
         if end <= size {
             return true;
         }

@@ -319,3 +319,69 @@ async fn rotation_grace_is_bounded_and_at_most_ten_old_secrets_sign() {
     ));
     gw.stop().await;
 }
+
+/// A job whose stored record cannot be read (its log key holds a string, so `HGETALL`
+/// answers WRONGTYPE) fails alone: the good jobs leased in the same read are delivered at
+/// once, not held until their lease expires, and the bad one stays leased for takeover.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_job_does_not_hold_back_the_rest_of_its_batch() {
+    let prefix = gateway_e2e::unique_prefix();
+    let configure = |workers: bool| {
+        let prefix = prefix.clone();
+        move |c: &mut gateway::config::Config| {
+            c.redis_prefix = prefix;
+            c.shards = 1;
+            // Longer than WAIT: a job held back by its batch would miss the deadline.
+            c.lease_ms = 60_000;
+            c.workers_enabled = workers;
+        }
+    };
+    let ingest = TestGateway::start_with(configure(false)).await;
+    let api = ingest.tenant().await;
+    let rx = Receiver::start().await;
+    api.endpoint(json!({"url": rx.url("/hook"), "event_types": ["batch.test"]}))
+        .await;
+
+    // The bad job first in the stream, then five good ones: one read leases them all.
+    let client = redis::Client::open(gateway_e2e::redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let tag = format!("{{{prefix}:s0}}");
+    let _: () = redis::cmd("SET")
+        .arg(format!("{tag}:t:{}:log:msg_bad", api.id))
+        .arg("not a hash")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let _: String = redis::cmd("XADD")
+        .arg(format!("{tag}:jobs"))
+        .arg("*")
+        .arg("t")
+        .arg(&api.id)
+        .arg("m")
+        .arg("msg_bad")
+        .arg("e")
+        .arg("evt_bad")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    for i in 0..5 {
+        api.event(json!({"type": "batch.test", "payload": {"i": i}}))
+            .await;
+    }
+    drop(ingest);
+
+    let worker = TestGateway::start_with(configure(true)).await;
+    rx.wait_for(5, WAIT).await;
+    // The bad job is still leased (pending in the group), waiting for takeover.
+    let pending: redis::Value = redis::cmd("XPENDING")
+        .arg(format!("{tag}:jobs"))
+        .arg("workers")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let redis::Value::Array(summary) = pending else {
+        panic!("XPENDING answered {pending:?}");
+    };
+    assert_eq!(summary.first(), Some(&redis::Value::Int(1)), "{summary:?}");
+    worker.stop().await;
+}

@@ -270,6 +270,16 @@ impl Worker {
         let mut tasks = tasks.lock().await;
         while tasks.try_join_next().is_some() {}
         for (job, input) in jobs.into_iter().zip(inputs) {
+            let input = match input {
+                Ok(input) => input,
+                Err(e) => {
+                    // Only this job: it stays leased and is taken over after its lease (and
+                    // dead-lettered if it keeps failing), while the rest of the batch goes on.
+                    self.ctx.metrics.redis_errors.inc();
+                    warn!(msg = %job.msg, error = %e, "loading a delivery failed; it will be retried after its lease expires");
+                    continue;
+                }
+            };
             let Some(permit) = permits.pop() else { break };
             let worker = self.clone();
             let key = (job.shard, job.entry.clone());

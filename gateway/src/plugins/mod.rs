@@ -70,7 +70,7 @@ pub struct PluginLimits {
     /// bound that normally ends a runaway plugin.
     pub fuel: u64,
     /// Wall-clock deadline per call, in milliseconds (500), enforced with
-    /// epoch interruption at a 10 ms granularity. A backstop above the fuel
+    /// epoch interruption at a 2 ms granularity. A backstop above the fuel
     /// bound: a 1 MiB transform took ~120 ms on an idle core (~26 ms with
     /// today's built-ins; a tenant plugin may be as slow as the old ones),
     /// more on a loaded host, and 200 ms would fail such events at random.

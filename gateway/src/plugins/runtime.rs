@@ -227,12 +227,18 @@ pub(super) fn instantiate_only(
 
 /// Maps a wasmtime error from instantiation or a call to a typed error.
 fn classify(store: &Store<HostState>, e: &wasmtime::Error) -> PluginCallError {
+    let trap = e.downcast_ref::<Trap>();
+    // Fuel and the deadline first: a refused growth the plugin recovered from (an
+    // allocator that retries with a smaller request) must not relabel a later timeout.
+    match trap {
+        Some(Trap::OutOfFuel) => return PluginCallError::OutOfFuel,
+        Some(Trap::Interrupt) => return PluginCallError::Timeout,
+        _ => {}
+    }
     if store.data().limiter.memory_refused {
         return PluginCallError::Memory;
     }
-    match e.downcast_ref::<Trap>() {
-        Some(Trap::OutOfFuel) => PluginCallError::OutOfFuel,
-        Some(Trap::Interrupt) => PluginCallError::Timeout,
+    match trap {
         Some(Trap::StackOverflow) => PluginCallError::Trap("stack overflow".into()),
         Some(Trap::UnreachableCodeReached) => {
             PluginCallError::Trap("`unreachable` executed (the plugin panicked or aborted)".into())

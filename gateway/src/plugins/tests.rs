@@ -143,6 +143,18 @@ fn infinite_loop_times_out() {
     assert_still_works(&engine, &plugin);
 }
 
+#[test]
+fn a_refused_growth_the_plugin_handled_does_not_relabel_its_timeout() {
+    let limits = PluginLimits {
+        fuel: u64::MAX / 4,
+        timeout: Duration::from_millis(50),
+        ..test_limits()
+    };
+    let (engine, plugin) = engine_with(limits);
+    let err = run(&engine, &plugin, r#"{"mode":"refused_then_loop"}"#).unwrap_err();
+    assert_eq!(err, PluginCallError::Timeout);
+}
+
 /// A plugin that loops does not hold the runtime thread it runs on: on a
 /// single-threaded runtime, another task keeps running while the call is in
 /// progress (the call yields at every epoch tick), and the call still ends at
@@ -183,7 +195,7 @@ fn infinite_loop_yields_to_other_tasks_until_its_deadline() {
         (result, during)
     });
     assert_eq!(result.unwrap_err(), PluginCallError::Timeout);
-    // 200 ms at a 10 ms tick: about 20 yields; a call that never yielded gives 0.
+    // 200 ms at a 2 ms tick: about 100 yields; a call that never yielded gives 0.
     assert!(
         turns >= 5,
         "the other task ran {turns} times during the call"

@@ -29,41 +29,60 @@ pub struct DeliveryInput {
 
 impl Store {
     /// Reads each job's log, event and endpoint version, for a whole read batch in one round
-    /// trip, in job order; `None` for a job whose log or event is gone.
-    pub async fn load_deliveries(&self, jobs: &[Job]) -> StoreResult<Vec<Option<DeliveryInput>>> {
+    /// trip, in job order; `None` for a job whose log or event is gone. The outer error is
+    /// the round trip's; an inner one belongs to that job alone (a key of the wrong type, an
+    /// unreadable value), so one bad record cannot hold back the rest of its batch.
+    pub async fn load_deliveries(
+        &self,
+        jobs: &[Job],
+    ) -> StoreResult<Vec<StoreResult<Option<DeliveryInput>>>> {
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
         let mut pipe = redis::pipe();
+        pipe.ignore_errors();
         for job in jobs {
             pipe.hgetall(self.keys.log(&job.tenant, &job.msg))
                 .hgetall(self.keys.event(&job.tenant, &job.event))
                 .get(self.keys.endpoints_version(&job.tenant));
         }
         let mut conn = self.conn();
-        let replies: Vec<redis::Value> = pipe.query_async(&mut conn).await?;
+        let replies: Vec<redis::RedisResult<redis::Value>> = pipe.query_async(&mut conn).await?;
+        if replies.len() != jobs.len() * 3 {
+            return Err(StoreError::Corrupt(format!(
+                "pipeline answered {} replies to {} commands",
+                replies.len(),
+                jobs.len() * 3
+            )));
+        }
         let mut replies = replies.into_iter();
         let mut loaded = Vec::with_capacity(jobs.len());
         for job in jobs {
             let (Some(log), Some(event), Some(version)) =
                 (replies.next(), replies.next(), replies.next())
             else {
-                return Err(StoreError::Corrupt(
-                    "pipeline answered fewer replies than commands".into(),
-                ));
+                break;
             };
-            let parsed = (|| {
-                Ok::<_, redis::ParsingError>((
-                    redis::from_redis_value(log)?,
-                    redis::from_redis_value(event)?,
-                    redis::from_redis_value(version)?,
-                ))
-            })();
-            let (log, event, version) = parsed.map_err(redis::RedisError::from)?;
-            loaded.push(delivery_input(job, log, event, version));
+            loaded.push(parse_delivery(job, log, event, version));
         }
         Ok(loaded)
     }
+}
+
+/// One job's three replies, each of which may be that job's own error.
+fn parse_delivery(
+    job: &Job,
+    log: redis::RedisResult<redis::Value>,
+    event: redis::RedisResult<redis::Value>,
+    version: redis::RedisResult<redis::Value>,
+) -> StoreResult<Option<DeliveryInput>> {
+    let (log, event, version) = (log?, event?, version?);
+    let log: HashMap<String, String> =
+        redis::from_redis_value(log).map_err(redis::RedisError::from)?;
+    let event: HashMap<String, String> =
+        redis::from_redis_value(event).map_err(redis::RedisError::from)?;
+    let version: Option<u64> = redis::from_redis_value(version).map_err(redis::RedisError::from)?;
+    Ok(delivery_input(job, log, event, version))
 }
 
 fn delivery_input(

@@ -17,7 +17,9 @@ use utoipa::ToSchema;
 
 use super::time::{now_ms, rfc3339};
 use super::{Store, StoreError};
-use crate::plugins::{builtin, LoadedPlugin, PluginCallError, PluginEngine, UploadError};
+use crate::plugins::{
+    builtin, LoadedPlugin, PluginCallError, PluginEngine, PreparedPlugin, UploadError,
+};
 
 /// A plugin as the API lists it.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -135,10 +137,7 @@ impl PluginDirectory {
         name: &str,
         bytes: Vec<u8>,
     ) -> Result<PluginInfo, PluginStoreError> {
-        let engine = self.engine.clone();
-        let prepared = tokio::task::spawn_blocking(move || engine.prepare_and_load(&bytes))
-            .await
-            .map_err(|e| UploadError::Compile(format!("compilation aborted: {e}")))??;
+        let prepared = self.prepare(bytes).await?;
         let info = PluginInfo {
             name: name.to_string(),
             version: prepared.0.sha256.clone(),
@@ -223,13 +222,28 @@ impl PluginDirectory {
                 })?
             }
         };
-        let engine = self.engine.clone();
-        let (prepared, loaded) =
-            tokio::task::spawn_blocking(move || engine.prepare_and_load(&bytes))
-                .await
-                .map_err(|e| UploadError::Compile(format!("compilation aborted: {e}")))??;
+        let (prepared, loaded) = self.prepare(bytes).await?;
         let _: () = conn.set(&artifact_key, prepared.artifact).await?;
         Ok(loaded)
+    }
+
+    /// Compiles, checks and loads component bytes on a blocking thread. The check
+    /// instantiates the plugin once, so it waits for a call slot like any call: with every
+    /// slot busy it would otherwise fail with the pool exhausted.
+    async fn prepare(
+        &self,
+        bytes: Vec<u8>,
+    ) -> Result<(PreparedPlugin, Arc<LoadedPlugin>), PluginStoreError> {
+        let _slot = self
+            .calls
+            .acquire()
+            .await
+            .map_err(|_| UploadError::Compile("plugin runtime is shutting down".into()))?;
+        let engine = self.engine.clone();
+        let prepared = tokio::task::spawn_blocking(move || engine.prepare_and_load(&bytes))
+            .await
+            .map_err(|e| UploadError::Compile(format!("compilation aborted: {e}")))??;
+        Ok(prepared)
     }
 
     /// Runs the plugin call `f` makes on this task once a plugin call slot is free: the

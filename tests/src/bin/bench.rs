@@ -20,9 +20,11 @@
 //! long after its drain, e.g. to attach a profiler), `--perf FILE` (record the
 //! gateway with `perf record -g` while the producers run; gateway scenarios only),
 //! `--rate N` (events/s of `compose-template-paced`; default half the rate the
-//! closed-loop `compose-template` scenario reached), `--repeat N` (1: run every
-//! scenario N times, round after round; the table shows each scenario's median
-//! run, its ratio to the same round's baseline, and a second table the spread).
+//! closed-loop `compose-template` scenario reached in the first round), `--repeat N`
+//! (1: run every scenario N times, round after round; the table shows each
+//! scenario's median run by rate, with that run's ratio to its own round's
+//! baseline, and a second table the spread; failed runs are left out of both
+//! unless every run failed).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -1118,12 +1120,7 @@ async fn run_round(bench: &mut Bench, options: &Options) -> Vec<Outcome> {
                 .map(|o| vec![o]),
             "compose-template-paced" => {
                 // Half the saturated rate of the closed loop (or --rate), to read latency below saturation.
-                let rate = options.rate.or_else(|| {
-                    outcomes
-                        .iter()
-                        .find(|o| o.name == "compose-template" && o.accepted_per_s > 0.0)
-                        .map(|o| o.accepted_per_s / 2.0)
-                });
+                let rate = options.rate.or_else(|| paced_rate(&outcomes));
                 bench
                     .through_gateway(name, 1, true, Some(rate.unwrap_or(1000.0)))
                     .await
@@ -1160,6 +1157,14 @@ async fn run_round(bench: &mut Bench, options: &Options) -> Vec<Outcome> {
     outcomes
 }
 
+/// The paced scenario's rate: half what the closed-loop compose-template reached.
+fn paced_rate(outcomes: &[Outcome]) -> Option<f64> {
+    outcomes
+        .iter()
+        .find(|o| o.name == "compose-template" && o.accepted_per_s > 0.0)
+        .map(|o| o.accepted_per_s / 2.0)
+}
+
 /// The rate a scenario is judged by: delivered/s, or accepted/s when nothing was delivered.
 fn rate_of(o: &Outcome) -> f64 {
     if o.delivered > 0 {
@@ -1181,12 +1186,23 @@ fn set_ratios(outcomes: &mut [Outcome]) {
     }
 }
 
-/// Every run of scenario `name`, one per round that has it.
+/// Every run of scenario `name`, one per round that has it; failed runs only when no run
+/// succeeded (a failure is reported, not averaged in as a rate of 0).
 fn runs_of<'a>(rounds: &'a [Vec<Outcome>], name: &str) -> Vec<&'a Outcome> {
-    rounds
+    let all: Vec<&Outcome> = rounds
         .iter()
         .filter_map(|round| round.iter().find(|o| o.name == name))
-        .collect()
+        .collect();
+    let succeeded: Vec<&Outcome> = all
+        .iter()
+        .copied()
+        .filter(|o| !o.note.starts_with("failed"))
+        .collect();
+    if succeeded.is_empty() {
+        all
+    } else {
+        succeeded
+    }
 }
 
 /// Per scenario, the run with the median rate (the lower middle for an even count).
@@ -1329,12 +1345,18 @@ async fn main() -> Result<()> {
         run_id: ulid::Ulid::new().to_string().to_lowercase(),
     };
     let mut rounds: Vec<Vec<Outcome>> = Vec::new();
+    let mut round_options = options.clone();
     for round in 0..options.repeat {
         if options.repeat > 1 {
             eprintln!("bench: round {} of {}", round + 1, options.repeat);
         }
-        let mut outcomes = run_round(&mut bench, &options).await;
+        let mut outcomes = run_round(&mut bench, &round_options).await;
         set_ratios(&mut outcomes);
+        // Every later round paces at the rate the first one chose, so the paced runs
+        // offer the same load and their latencies compare.
+        if round_options.rate.is_none() {
+            round_options.rate = paced_rate(&outcomes);
+        }
         rounds.push(outcomes);
     }
     let outcomes = medians(&rounds);

@@ -7,6 +7,7 @@
 //! | `drop_if`     | drops when `payload.drop == true`, else echoes         |
 //! | `error`       | returns `Err("asked to fail")`                         |
 //! | `loop`        | spins forever (fuel / epoch deadline)                  |
+//! | `refused_then_loop` | asks for 1 GiB (refused, handled), then spins    |
 //! | `grow`        | allocates without bound (memory limit)                 |
 //! | `recurse`     | recurses without bound (stack overflow trap)           |
 //! | `trap`        | panics (`unreachable`)                                 |
@@ -30,6 +31,7 @@ const MODES: &[&str] = &[
     "drop_if",
     "error",
     "loop",
+    "refused_then_loop",
     "grow",
     "recurse",
     "trap",
@@ -82,6 +84,16 @@ impl Guest for Hostile {
             "error" => Err("asked to fail".to_string()),
             "loop" => {
                 let mut n: u64 = 0;
+                loop {
+                    n = core::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            "refused_then_loop" => {
+                // A growth the host refuses and the plugin handles: what ends the call
+                // is the deadline (or fuel), and that is what must be reported.
+                let mut big: Vec<u8> = Vec::new();
+                let refused = big.try_reserve_exact(1 << 30).is_err();
+                let mut n: u64 = u64::from(refused);
                 loop {
                     n = core::hint::black_box(n.wrapping_add(1));
                 }
