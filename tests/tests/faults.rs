@@ -22,6 +22,10 @@ fn env(prefix: &str, admin: &str, extra: &[(&'static str, &str)]) -> Vec<(&'stat
 }
 
 struct Setup {
+    /// An in-process gateway on the same data with workers off: events sent through it are
+    /// answered by a process no failpoint aborts (a worker can crash a process before the
+    /// 202 of the request that stored its job has been written).
+    ingest: TestGateway,
     prefix: String,
     admin: String,
     key: String,
@@ -41,11 +45,10 @@ impl Setup {
         let api = gw.tenant().await;
         let (endpoint, _) = api.endpoint(json!({"url": rx.url("/"), "retry": {"max_attempts": 3, "initial_delay_ms": 50, "multiplier": 2, "max_delay_ms": 1000}})).await;
         let admin = gw.admin_token.clone();
-        // stop without cleanup: the processes below use this data
-        drop(gw);
-        tokio::time::sleep(Duration::from_millis(100)).await;
         (
             Setup {
+                // kept running, never stopped (stop would remove the data the processes use)
+                ingest: gw,
                 prefix,
                 admin,
                 key: api.key,
@@ -69,6 +72,12 @@ impl Setup {
             .as_str()
             .unwrap()
             .to_string()
+    }
+
+    /// Sends an event through the ingest-only gateway; returns its id.
+    async fn ingest(&self, body: Value) -> String {
+        let base = self.ingest.base.clone();
+        self.send(&base, body).await
     }
 
     async fn get(&self, base: &str, path: &str) -> Value {
@@ -132,7 +141,7 @@ async fn a_crash_between_answer_and_ack_redelivers_with_the_same_webhook_id() {
     )
     .await;
     let event = setup
-        .send(&doomed.base, json!({"type": "x", "payload": {"n": 1}}))
+        .ingest(json!({"type": "x", "payload": {"n": 1}}))
         .await;
     let exit = doomed
         .wait_exit(WAIT)
@@ -172,10 +181,7 @@ async fn a_job_that_keeps_crashing_its_worker_is_dead_lettered_and_redrivable() 
     );
     let mut first = GatewayProcess::start(BIN, port, &crashing).await;
     let event = setup
-        .send(
-            &first.base,
-            json!({"type": "x", "payload": {"poison": true}}),
-        )
+        .ingest(json!({"type": "x", "payload": {"poison": true}}))
         .await;
     first.wait_exit(WAIT).await.expect("crash 1");
     // taken over after the lease, crashes again
