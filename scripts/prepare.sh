@@ -2,7 +2,10 @@
 # Makes sure what the gateway and its tests need is here, on a fresh machine too:
 #  - the wasm32-unknown-unknown target (plugins are built for it during the normal build)
 #    and wasm32-wasip2 (the tests build a WASI plugin to check that uploads refuse it);
-#  - a Redis answering on 127.0.0.1:6379 (started, and installed with apt-get if missing).
+#  - a C compiler (ring and mimalloc build C code), installed with apt-get if missing;
+#  - Debian's redis-server binary, even when some Redis already answers: the
+#    restart tests start private redis-server processes of their own;
+#  - a Redis answering on 127.0.0.1:6379 (started if nothing answers there).
 # Safe to run again: it only does what is missing.
 set -euo pipefail
 
@@ -32,16 +35,26 @@ redis_answers() {
   [[ "$reply" == "+PONG"* ]]
 }
 
+apt_install() {
+  log "installing Debian's $*"
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+
+ensure_c_compiler() {
+  if ! command -v cc >/dev/null 2>&1; then
+    apt_install gcc libc6-dev
+  fi
+}
+
 ensure_redis() {
+  if ! command -v redis-server >/dev/null 2>&1; then
+    apt_install redis-server
+  fi
   if redis_answers; then
     return
-  fi
-  if ! command -v redis-server >/dev/null 2>&1; then
-    log "redis-server not found; installing Debian's redis-server"
-    local sudo=""
-    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
   fi
   log "starting redis-server on $REDIS_HOST:$REDIS_PORT"
   local dir="${TMPDIR:-/tmp}/gateway-redis"
@@ -57,4 +70,5 @@ ensure_redis() {
 }
 
 ensure_wasm_target
+ensure_c_compiler
 ensure_redis
