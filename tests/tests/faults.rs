@@ -102,6 +102,18 @@ impl Setup {
             .as_u16()
     }
 
+    /// The Prometheus text of a gateway.
+    async fn metrics(&self, base: &str) -> String {
+        self.http
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     async fn wait_status(&self, base: &str, log: &str, status: &str) -> Value {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
@@ -207,15 +219,7 @@ async fn a_job_that_keeps_crashing_its_worker_is_dead_lettered_and_redrivable() 
         rx.received().is_empty(),
         "the poison job never reached the receiver"
     );
-    let metrics = setup
-        .http
-        .get(format!("{}/metrics", healthy.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = setup.metrics(&healthy.base).await;
     assert!(
         metrics.contains("gateway_queue_jobs{state=\"dead\"} 1"),
         "{metrics}"
@@ -229,15 +233,7 @@ async fn a_job_that_keeps_crashing_its_worker_is_dead_lettered_and_redrivable() 
     );
     setup.wait_status(&healthy.base, &log, "delivered").await;
     assert_eq!(rx.wait_for(1, WAIT).await.len(), 1);
-    let metrics = setup
-        .http
-        .get(format!("{}/metrics", healthy.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = setup.metrics(&healthy.base).await;
     assert!(
         metrics.contains("gateway_queue_jobs{state=\"dead\"} 0"),
         "re-driving takes it off the dead set"

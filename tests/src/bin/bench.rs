@@ -433,6 +433,48 @@ fn machine_cpu_since(start: (f64, f64)) -> (f64, f64) {
     (now.0 - start.0, now.1 - start.1)
 }
 
+/// CPU used by the gateway, Redis, this process and the whole machine over one measured
+/// phase, read from `/proc` at its start and end.
+struct CpuMeter {
+    gateway_pid: u32,
+    gateway: Duration,
+    redis: Duration,
+    bench: Duration,
+    machine: (f64, f64),
+}
+
+impl CpuMeter {
+    /// Starts measuring. `gateway_from_start` counts the gateway's CPU from its process start
+    /// (for a gateway started after this call, whose work begins before it answers).
+    async fn start(
+        redis: &mut RedisProbe,
+        gateway_pid: u32,
+        gateway_from_start: bool,
+    ) -> Result<Self> {
+        Ok(Self {
+            gateway_pid,
+            gateway: if gateway_from_start {
+                Duration::ZERO
+            } else {
+                cpu_of(gateway_pid)?
+            },
+            redis: redis.cpu().await?,
+            bench: cpu_of(std::process::id())?,
+            machine: machine_cpu(),
+        })
+    }
+
+    /// Stops measuring and records what was used, and the gateway's peak RSS, in `outcome`.
+    async fn record(self, redis: &mut RedisProbe, outcome: &mut Outcome) -> Result<()> {
+        outcome.gateway_cpu_s = Some((cpu_of(self.gateway_pid)? - self.gateway).as_secs_f64());
+        outcome.redis_cpu_s = Some((redis.cpu().await? - self.redis).as_secs_f64());
+        outcome.bench_cpu_s = (cpu_of(std::process::id())? - self.bench).as_secs_f64();
+        outcome.peak_rss_mib = Some(peak_rss_mib(self.gateway_pid)?);
+        outcome.machine(machine_cpu_since(self.machine));
+        Ok(())
+    }
+}
+
 /// Peak resident set (`VmHWM`) in MiB.
 fn peak_rss_mib(pid: u32) -> Result<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
@@ -654,6 +696,15 @@ impl Outcome {
             self.gateway_cpu_s.unwrap_or(0.0) + self.redis_cpu_s.unwrap_or(0.0) + self.bench_cpu_s;
         self.other_cpu_s = (busy.0 - ours).max(0.0);
         self.steal_s = busy.1;
+    }
+
+    /// Gateway and Redis CPU per event, over `events` events (delivered or accepted).
+    fn per_event(&mut self, events: u64) {
+        if events > 0 {
+            let per = |cpu: Option<f64>| cpu.map(|c| c * 1e6 / events as f64);
+            self.gateway_us_per_event = per(self.gateway_cpu_s);
+            self.redis_us_per_event = per(self.redis_cpu_s);
+        }
     }
 
     /// CPU of this process (producers and receiver) per delivered (or accepted) event.
@@ -901,10 +952,7 @@ impl Bench {
             .setup_tenant(&gateway, &receiver_base, endpoints, plugin)
             .await?;
         receiver.reset(endpoints, secrets)?;
-        let gw_cpu = cpu_of(gateway.pid)?;
-        let redis_cpu = self.redis.cpu().await?;
-        let bench_cpu = cpu_of(std::process::id())?;
-        let machine = machine_cpu();
+        let meter = CpuMeter::start(&mut self.redis, gateway.pid, false).await?;
         let perf = match &self.options.perf {
             Some(file) => Some(
                 Command::new("perf")
@@ -943,11 +991,6 @@ impl Bench {
             );
             tokio::time::sleep(self.options.hold).await;
         }
-        let gw_cpu = (cpu_of(gateway.pid)? - gw_cpu).as_secs_f64();
-        let redis_cpu = (self.redis.cpu().await? - redis_cpu).as_secs_f64();
-        let bench_cpu = (cpu_of(std::process::id())? - bench_cpu).as_secs_f64();
-        let rss = peak_rss_mib(gateway.pid)?;
-        let busy = machine_cpu_since(machine);
         let mut outcome = Outcome {
             name: name.into(),
             note: match (endpoints, plugin, rate) {
@@ -961,13 +1004,10 @@ impl Bench {
             accepted: produced.accepted.len() as u64,
             accepted_per_s: produced.accepted.len() as f64 / produced.elapsed.as_secs_f64(),
             drain_s: drain.as_secs_f64(),
-            gateway_cpu_s: Some(gw_cpu),
-            redis_cpu_s: Some(redis_cpu),
-            bench_cpu_s: bench_cpu,
-            peak_rss_mib: Some(rss),
             statuses: produced.statuses.clone(),
             ..Outcome::default()
         };
+        meter.record(&mut self.redis, &mut outcome).await?;
         account(
             &mut outcome,
             &receiver,
@@ -975,11 +1015,7 @@ impl Bench {
             endpoints,
             start_ns,
         )?;
-        outcome.machine(busy);
-        if outcome.delivered > 0 {
-            outcome.gateway_us_per_event = Some(gw_cpu * 1e6 / outcome.delivered as f64);
-            outcome.redis_us_per_event = Some(redis_cpu * 1e6 / outcome.delivered as f64);
-        }
+        outcome.per_event(outcome.delivered);
         gateway.stop().await?;
         self.redis.cleanup(&prefix).await?;
         Ok(outcome)
@@ -1006,10 +1042,7 @@ impl Bench {
             .setup_tenant(&gateway, &receiver_base, 1, false)
             .await?;
         receiver.reset(1, secrets)?;
-        let gw_cpu = cpu_of(gateway.pid)?;
-        let redis_cpu = self.redis.cpu().await?;
-        let bench_cpu = cpu_of(std::process::id())?;
-        let machine = machine_cpu();
+        let meter = CpuMeter::start(&mut self.redis, gateway.pid, false).await?;
         let produced = produce(
             &self.http,
             &format!("{}/v1/events", gateway.base),
@@ -1019,67 +1052,51 @@ impl Bench {
         )
         .await?;
         let accepted = produced.accepted.len() as u64;
-        let gw_cpu = (cpu_of(gateway.pid)? - gw_cpu).as_secs_f64();
-        let redis_cpu = (self.redis.cpu().await? - redis_cpu).as_secs_f64();
-        let bench_cpu = (cpu_of(std::process::id())? - bench_cpu).as_secs_f64();
-        let rss = peak_rss_mib(gateway.pid)?;
-        let busy = machine_cpu_since(machine);
+        let mut ingest = Outcome {
+            name: "ingest-only".into(),
+            note: "workers off; CPU per accepted event".into(),
+            accepted,
+            accepted_per_s: accepted as f64 / produced.elapsed.as_secs_f64(),
+            statuses: produced.statuses.clone(),
+            ..Outcome::default()
+        };
+        meter.record(&mut self.redis, &mut ingest).await?;
+        ingest.per_event(accepted);
         gateway.stop().await?;
         let mut outcomes = Vec::new();
         if want_ingest {
-            let mut outcome = Outcome {
-                name: "ingest-only".into(),
-                note: "workers off; CPU per accepted event".into(),
-                accepted,
-                accepted_per_s: accepted as f64 / produced.elapsed.as_secs_f64(),
-                gateway_cpu_s: Some(gw_cpu),
-                redis_cpu_s: Some(redis_cpu),
-                bench_cpu_s: bench_cpu,
-                gateway_us_per_event: (accepted > 0).then(|| gw_cpu * 1e6 / accepted as f64),
-                redis_us_per_event: (accepted > 0).then(|| redis_cpu * 1e6 / accepted as f64),
-                peak_rss_mib: Some(rss),
-                statuses: produced.statuses.clone(),
-                ..Outcome::default()
-            };
-            outcome.machine(busy);
-            outcomes.push(outcome);
+            outcomes.push(ingest);
         }
         if want_drain {
             let log = self.log_path("drain-only");
-            let redis_cpu = self.redis.cpu().await?;
-            let bench_cpu = cpu_of(std::process::id())?;
+            let redis = self.redis.cpu().await?;
+            let bench = cpu_of(std::process::id())?;
             let machine = machine_cpu();
             let gateway = Gateway::start(&self.options, &self.http, &prefix, true, &log).await?;
-            // From the process start: the workers begin before it answers /readyz.
-            let gw_cpu = Duration::ZERO;
+            // The gateway's CPU from its process start: the workers begin before it answers
+            // /readyz; Redis, this process and the machine from before it started.
+            let meter = CpuMeter {
+                redis,
+                bench,
+                machine,
+                ..CpuMeter::start(&mut self.redis, gateway.pid, true).await?
+            };
             let drain = wait_drain(
                 &receiver,
                 accepted,
                 self.options.drain_timeout.max(Duration::from_secs(120)),
             )
             .await;
-            let gw_cpu = (cpu_of(gateway.pid)? - gw_cpu).as_secs_f64();
-            let redis_cpu = (self.redis.cpu().await? - redis_cpu).as_secs_f64();
-            let bench_cpu = (cpu_of(std::process::id())? - bench_cpu).as_secs_f64();
-            let rss = peak_rss_mib(gateway.pid)?;
-            let busy = machine_cpu_since(machine);
             let mut outcome = Outcome {
                 name: "drain-only".into(),
                 note: format!("backlog of {accepted}, producers off; latency includes the wait in the backlog"),
                 accepted,
                 drain_s: drain.as_secs_f64(),
-                gateway_cpu_s: Some(gw_cpu),
-                redis_cpu_s: Some(redis_cpu),
-                bench_cpu_s: bench_cpu,
-                peak_rss_mib: Some(rss),
                 ..Outcome::default()
             };
+            meter.record(&mut self.redis, &mut outcome).await?;
             account(&mut outcome, &receiver, &produced.accepted, 1, 0)?;
-            outcome.machine(busy);
-            if outcome.delivered > 0 {
-                outcome.gateway_us_per_event = Some(gw_cpu * 1e6 / outcome.delivered as f64);
-                outcome.redis_us_per_event = Some(redis_cpu * 1e6 / outcome.delivered as f64);
-            }
+            outcome.per_event(outcome.delivered);
             gateway.stop().await?;
             outcomes.push(outcome);
         }
