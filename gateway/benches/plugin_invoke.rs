@@ -84,7 +84,7 @@ fn main() {
     println!("event payload: {} bytes", event.payload.len());
     for _ in 0..200 {
         engine
-            .invoke_blocking(&loaded, &event, &request, CONFIG)
+            .invoke_blocking(&loaded, &event, request.clone(), CONFIG)
             .unwrap();
     }
     let mut calls = Vec::new();
@@ -92,7 +92,7 @@ fn main() {
     for _ in 0..5000 {
         let t = Instant::now();
         let out = engine
-            .invoke_blocking(&loaded, &event, &request, CONFIG)
+            .invoke_blocking(&loaded, &event, request.clone(), CONFIG)
             .unwrap();
         calls.push(t.elapsed());
         fuel = out.fuel_used;
@@ -175,14 +175,19 @@ fn main() {
                         if blocking {
                             let (engine, shared) = (engine.clone(), shared.clone());
                             tokio::task::spawn_blocking(move || {
-                                engine.invoke_blocking(&shared.2, &shared.0, &shared.1, CONFIG)
+                                engine.invoke_blocking(
+                                    &shared.2,
+                                    &shared.0,
+                                    shared.1.clone(),
+                                    CONFIG,
+                                )
                             })
                             .await
                             .unwrap()
                             .unwrap();
                         } else {
                             engine
-                                .invoke(&shared.2, &shared.0, &shared.1, CONFIG)
+                                .invoke(&shared.2, &shared.0, shared.1.clone(), CONFIG)
                                 .await
                                 .unwrap();
                         }
@@ -211,7 +216,7 @@ fn main() {
     };
     let t = Instant::now();
     let out = engine
-        .invoke_blocking(&loaded, &big, &big_request, CONFIG)
+        .invoke_blocking(&loaded, &big, big_request, CONFIG)
         .unwrap();
     println!(
         "invoke compose-template on a {:.1} MiB event: {:.1} ms, fuel {}",

@@ -234,7 +234,7 @@ pub async fn simulate(
     };
     let outcome = state
         .plugins
-        .call(|engine| async move { engine.invoke(&plugin, &event, &request, &config).await })
+        .call(|engine| async move { engine.invoke(&plugin, &event, request, &config).await })
         .await
         .and_then(|r| r);
     let simulation = match outcome {

@@ -171,7 +171,7 @@ async fn run_chain(
         let input = request;
         let outcome = ctx
             .plugins
-            .call(|engine| async move { engine.invoke(&plugin, event, &input, &config).await })
+            .call(|engine| async move { engine.invoke(&plugin, event, input, &config).await })
             .await
             .and_then(|r| r);
         let metrics = &ctx.metrics;

@@ -120,7 +120,7 @@ impl PluginEngine {
         &self,
         plugin: &LoadedPlugin,
         event: &PluginEvent,
-        request: &PluginRequest,
+        request: PluginRequest,
         config_json: &str,
     ) -> Result<Invocation, PluginCallError> {
         let started = Instant::now();
@@ -167,7 +167,7 @@ impl PluginEngine {
         &self,
         plugin: &LoadedPlugin,
         event: &PluginEvent,
-        request: &PluginRequest,
+        request: PluginRequest,
         config_json: &str,
     ) -> Result<Invocation, PluginCallError> {
         futures::executor::block_on(self.invoke(plugin, event, request, config_json))
@@ -251,12 +251,12 @@ fn classify(store: &Store<HostState>, e: &wasmtime::Error) -> PluginCallError {
     }
 }
 
-fn to_wit(r: &PluginRequest) -> bindings::Request {
+fn to_wit(r: PluginRequest) -> bindings::Request {
     bindings::Request {
-        method: r.method.clone(),
-        url: r.url.clone(),
-        headers: r.headers.clone(),
-        body: r.body.clone(),
+        method: r.method,
+        url: r.url,
+        headers: r.headers,
+        body: r.body,
     }
 }
 

@@ -60,7 +60,7 @@ fn run(
     plugin: &LoadedPlugin,
     config: &str,
 ) -> Result<Invocation, PluginCallError> {
-    engine.invoke_blocking(plugin, &event(r#"{"drop":false}"#), &request(), config)
+    engine.invoke_blocking(plugin, &event(r#"{"drop":false}"#), request(), config)
 }
 
 /// After any failure the engine still runs a well-behaved call.
@@ -91,7 +91,7 @@ fn echo_and_drop_if() {
 
     let e = event(r#"{"drop":true}"#);
     let out = engine()
-        .invoke_blocking(&plugin, &e, &request(), r#"{"mode":"drop_if"}"#)
+        .invoke_blocking(&plugin, &e, request(), r#"{"mode":"drop_if"}"#)
         .unwrap();
     assert_eq!(
         out.action,
@@ -187,7 +187,7 @@ fn infinite_loop_yields_to_other_tasks_until_its_deadline() {
         tokio::task::yield_now().await;
         let before = turns.load(std::sync::atomic::Ordering::SeqCst);
         let result = engine
-            .invoke(&plugin, &event("{}"), &request(), r#"{"mode":"loop"}"#)
+            .invoke(&plugin, &event("{}"), request(), r#"{"mode":"loop"}"#)
             .await;
         let during = turns.load(std::sync::atomic::Ordering::SeqCst) - before;
         calling.store(false, std::sync::atomic::Ordering::SeqCst);
@@ -444,7 +444,7 @@ fn builtins_prepare_and_run() {
             .prepare_and_load(b.component)
             .unwrap_or_else(|e| panic!("{}: {e}", b.name));
         // Any outcome but a trap or a limit is fine for an arbitrary config.
-        match engine().invoke_blocking(&plugin, &event(r#"{"text":"hi"}"#), &request(), "{}") {
+        match engine().invoke_blocking(&plugin, &event(r#"{"text":"hi"}"#), request(), "{}") {
             Ok(_) | Err(PluginCallError::Rejected(_)) | Err(PluginCallError::InvalidOutput(_)) => {}
             Err(e) => panic!("{}: {e}", b.name),
         }
