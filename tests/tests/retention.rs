@@ -142,3 +142,71 @@ async fn a_retry_due_after_the_retention_still_finds_its_log() {
     assert_eq!(detail["attempts"], 2);
     gw.stop().await;
 }
+
+/// The outcome script keeps the newest 100 attempts of a delivery, and every key it
+/// creates (the attempts list, the hourly stats hash) gets its TTL in the same step,
+/// however many outcomes it records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recorded_attempts_are_capped_at_100_and_every_key_has_a_ttl() {
+    use gateway::queue::{Completion, Queue};
+
+    let prefix = gateway_e2e::unique_prefix();
+    let keys = Keys::new(&prefix, 1);
+    let client = redis::Client::open(redis_url()).unwrap();
+    let conn = client.get_connection_manager().await.unwrap();
+    let mut reader = client.get_connection_manager().await.unwrap();
+    let queue = Queue::new(conn.clone(), keys.clone(), "t1".into(), 60_000, 5, 3_600);
+    queue.ensure_groups().await.unwrap();
+    let (tenant, msg, event) = ("ten_cap", "msg_cap", "evt_cap");
+    let mut conn = conn;
+    let _: () = conn
+        .hset(keys.log(tenant, msg), "status", "pending")
+        .await
+        .unwrap();
+    for n in 1..=102u32 {
+        let _: String = redis::cmd("XADD")
+            .arg(keys.jobs(0))
+            .arg("*")
+            .arg("t")
+            .arg(tenant)
+            .arg("m")
+            .arg(msg)
+            .arg("e")
+            .arg(event)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let job = queue
+            .read(&mut reader, 0, 1, Duration::from_millis(100))
+            .await
+            .unwrap()
+            .remove(0);
+        let done = Completion {
+            status: "pending",
+            attempts: n,
+            retry_at_ms: None,
+            attempt: Some(format!(r#"{{"n":{n}}}"#)),
+            request: None,
+            last_error: None,
+            stats: Some(("ep_cap".into(), "attempt_failed")),
+            reached: None,
+        };
+        assert!(queue.complete(&job, &done).await.unwrap().is_some());
+    }
+    let attempts: Vec<String> = conn
+        .lrange(keys.attempts(tenant, msg), 0, -1)
+        .await
+        .unwrap();
+    assert_eq!(attempts.len(), 100);
+    assert_eq!(attempts[0], r#"{"n":3}"#, "the oldest two were dropped");
+    assert_eq!(attempts[99], r#"{"n":102}"#);
+    let list_ttl: i64 = conn.ttl(keys.attempts(tenant, msg)).await.unwrap();
+    assert!(list_ttl > 0, "attempts list TTL {list_ttl}");
+    let hour = gateway::store::time::now_ms() / 3_600_000;
+    let stats = keys.endpoint_stats(tenant, "ep_cap", hour);
+    let counted: u32 = conn.hget(&stats, "attempt_failed").await.unwrap();
+    assert!(counted >= 1, "stats counted {counted}");
+    let stats_ttl: i64 = conn.ttl(&stats).await.unwrap();
+    assert!(stats_ttl > 0, "stats TTL {stats_ttl}");
+    gateway_e2e::cleanup(&prefix).await;
+}
