@@ -43,6 +43,14 @@ pub struct Job {
     pub event: String,
 }
 
+impl Job {
+    /// The job as a zset member (`tenant msg event`), as the delayed, held and dead sets
+    /// keep it and the scripts turn back into a stream entry.
+    fn member(&self) -> String {
+        format!("{} {} {}", self.tenant, self.msg, self.event)
+    }
+}
+
 /// What to record when an attempt (or a decision not to attempt) is over.
 #[derive(Debug, Clone)]
 pub struct Completion {
@@ -201,7 +209,7 @@ impl Queue {
             .key(self.keys.log(&job.tenant, &job.msg))
             .arg(&job.entry)
             .arg(GROUP)
-            .arg(format!("{} {} {}", job.tenant, job.msg, job.event))
+            .arg(job.member())
             .arg(crate::store::time::now_ms())
             .arg(message)
             .invoke_async(&mut conn)
@@ -279,7 +287,7 @@ impl Queue {
             .arg(done.attempt.as_deref().unwrap_or(""))
             .arg(done.request.as_deref().unwrap_or(""))
             .arg(done.last_error.as_deref().unwrap_or(""))
-            .arg(format!("{} {} {}", job.tenant, job.msg, job.event))
+            .arg(job.member())
             .arg(self.retention_secs)
             .arg(stats_field)
             .arg(health)
@@ -299,7 +307,7 @@ impl Queue {
             .key(self.keys.endpoints_version(&job.tenant))
             .arg(&job.entry)
             .arg(GROUP)
-            .arg(format!("{} {} {}", job.tenant, job.msg, job.event))
+            .arg(job.member())
             .arg(crate::store::time::now_ms())
             .arg(seen_version)
             .invoke_async(&mut conn)
@@ -316,7 +324,7 @@ impl Queue {
             .key(self.keys.delayed(job.shard))
             .arg(&job.entry)
             .arg(GROUP)
-            .arg(format!("{} {} {}", job.tenant, job.msg, job.event))
+            .arg(job.member())
             .arg(due_ms)
             .invoke_async(&mut conn)
             .await?;
