@@ -68,11 +68,7 @@ pub async fn create(
     tenant: Tenant,
     body: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, Json<ApiKeyCreated>)> {
-    let input: ApiKeyCreate = if body.is_empty() {
-        ApiKeyCreate::default()
-    } else {
-        super::json::parse(&body)?
-    };
+    let input: ApiKeyCreate = super::json::parse_or_default(&body)?;
     if input.name.len() > 256 {
         return Err(ApiError::invalid("name", "at most 256 characters"));
     }

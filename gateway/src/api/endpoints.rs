@@ -325,11 +325,7 @@ pub async fn rotate_secret(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<SecretView>> {
-    let input: RotateSecret = if body.is_empty() {
-        RotateSecret::default()
-    } else {
-        super::json::parse(&body)?
-    };
+    let input: RotateSecret = super::json::parse_or_default(&body)?;
     let grace = input.grace_period_secs.unwrap_or(86_400);
     if grace > MAX_GRACE_SECS {
         return Err(ApiError::invalid(

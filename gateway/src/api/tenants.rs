@@ -38,11 +38,7 @@ pub async fn create(
     _admin: Admin,
     body: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, Json<TenantCreated>)> {
-    let input: TenantCreate = if body.is_empty() {
-        TenantCreate::default()
-    } else {
-        super::json::parse(&body)?
-    };
+    let input: TenantCreate = super::json::parse_or_default(&body)?;
     if input.name.len() > 256 {
         return Err(super::error::ApiError::invalid(
             "name",
