@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::api::{self, AppState};
+use crate::api::{self, ApiContext, AppState};
 use crate::config::Config;
 use crate::delivery::address_policy::AddressPolicy;
 use crate::delivery::attempt::DeliveryContext;
@@ -90,7 +90,7 @@ pub async fn run(
     }
     if config.api_enabled {
         let listener = listener.context("api_enabled needs a listener")?;
-        let state = AppState {
+        let state = AppState::new(ApiContext {
             store,
             queue,
             plugins,
@@ -102,7 +102,7 @@ pub async fn run(
             max_upload_bytes: config.plugins.max_upload_bytes,
             metrics,
             default_rate_limit_per_s: config.default_rate_limit_per_s,
-        };
+        });
         info!(addr = %listener.local_addr()?, "api listening");
         let app = api::router(state);
         tasks.spawn(api::serve::serve(

@@ -1,5 +1,6 @@
 //! API keys and the HTTP front door: keys are hashed, several per tenant and
-//! revocable; slow-drip connections are closed while normal clients are served;
+//! revocable (at once where revoked, within the key cache's TTL in other gateway
+//! processes); slow-drip connections are closed while normal clients are served;
 //! oversized header blocks are refused.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
@@ -108,6 +109,68 @@ async fn api_keys_are_hashed_multiple_and_revocable() {
         .await;
     assert_eq!(status, 409, "the last key cannot be revoked: {body}");
     gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_revoked_on_one_gateway_stops_working_on_another_within_the_cache_ttl() {
+    let prefix = gateway_e2e::unique_prefix();
+    let same_data = |c: &mut gateway::config::Config| c.redis_prefix = prefix.clone();
+    let revoking = TestGateway::start_with(same_data).await;
+    let other = TestGateway::start_with(same_data).await;
+    let tenant = revoking.tenant().await;
+    let (status, created) = tenant.post("/v1/api-keys", json!({"name": "spare"})).await;
+    assert_eq!(status, 201, "{created}");
+
+    // The other gateway has just seen the first key work, so it holds it in its cache.
+    let mut on_other = tenant.clone();
+    on_other.base = other.base.clone();
+    assert_eq!(on_other.get("/v1/endpoints").await.0, 200);
+    let (_, list) = tenant.get("/v1/api-keys").await;
+    let first_id = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] != created["id"])
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut spare = tenant.clone();
+    spare.key = created["api_key"].as_str().unwrap().to_string();
+    let revoked_at = Instant::now();
+    assert_eq!(
+        spare
+            .call("DELETE", &format!("/v1/api-keys/{first_id}"), None)
+            .await
+            .0,
+        204
+    );
+    assert_eq!(
+        tenant.get("/v1/endpoints").await.0,
+        401,
+        "where it was revoked: at once"
+    );
+
+    let ttl = gateway::store::api_key_cache::CACHE_TTL;
+    let refused_after = loop {
+        if on_other.get("/v1/endpoints").await.0 == 401 {
+            break revoked_at.elapsed();
+        }
+        assert!(
+            revoked_at.elapsed() < ttl + Duration::from_secs(2),
+            "the other gateway still accepts the revoked key"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    println!(
+        "the other gateway refused the revoked key after {refused_after:?} (cache TTL {ttl:?})"
+    );
+    assert!(
+        refused_after <= ttl + Duration::from_secs(1),
+        "{refused_after:?}"
+    );
+    revoking.stop().await;
+    other.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

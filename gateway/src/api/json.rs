@@ -41,11 +41,27 @@ pub fn parse_or_default<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T
     }
 }
 
-/// Parses JSON text into `T` with the error contract above.
+/// Parses JSON text into `T` with the error contract above. The text is checked for
+/// syntax first (without building anything), so a body that is both malformed and of the
+/// wrong shape is a 400; then `T` is read straight from the text, with no intermediate
+/// `serde_json::Value` (an event payload kept as raw text is never parsed into a tree).
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let value: serde_json::Value = serde_json::from_slice(bytes)
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
         .map_err(|e| ApiError::MalformedJson(format!("body is not valid JSON: {e}")))?;
-    serde_path_to_error::deserialize(value).map_err(|e| {
+    // Raw parts (an event payload) are not parsed into a tree here, so serde_json's own
+    // depth limit would not see them; whoever parses them later (the event API, plugins)
+    // would. The whole body keeps the limit a tree parse has.
+    if nesting_depth(bytes) > MAX_DEPTH {
+        return Err(ApiError::MalformedJson(format!(
+            "body is not valid JSON: nested deeper than {MAX_DEPTH} levels"
+        )));
+    }
+    let mut text = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut text).map_err(|e| {
+        if e.inner().classify() != serde_json::error::Category::Data {
+            // nesting past serde_json's limit, which the syntax pass does not count
+            return ApiError::MalformedJson(format!("body is not valid JSON: {}", e.inner()));
+        }
         let path = e.path().to_string();
         let field = if path == "." {
             "body".to_string()
@@ -56,10 +72,61 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
+/// The deepest nesting a body may have: serde_json's recursion limit for a parsed tree.
+pub const MAX_DEPTH: usize = 128;
+
+/// How deeply arrays and objects nest in `json` (valid JSON text; brackets inside strings
+/// do not count).
+fn nesting_depth(json: &[u8]) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for &byte in json {
+        if in_string {
+            match (escaped, byte) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::endpoint::EndpointCreate;
+
+    #[test]
+    fn nesting_is_counted_outside_strings_only() {
+        assert_eq!(
+            nesting_depth(br#"{"a": [1, {"b": "[[[{{"}], "c": "\\"}"#),
+            3
+        );
+        assert_eq!(nesting_depth(b"1"), 0);
+        let at_limit = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert!(parse::<serde_json::Value>(at_limit.as_bytes()).is_err());
+        let under = format!("{}{}", "[".repeat(MAX_DEPTH - 1), "]".repeat(MAX_DEPTH - 1));
+        assert!(parse::<serde_json::Value>(under.as_bytes()).is_ok());
+        let raw_payload = format!(r#"{{"p": {}1{}}}"#, "[".repeat(200), "]".repeat(200));
+        assert!(matches!(
+            parse::<std::collections::HashMap<String, Box<serde_json::value::RawValue>>>(
+                raw_payload.as_bytes()
+            ),
+            Err(ApiError::MalformedJson(_))
+        ));
+    }
 
     #[test]
     fn syntax_errors_are_malformed() {

@@ -31,9 +31,28 @@ use crate::store::plugins::PluginDirectory;
 use crate::store::Store;
 use error::ApiError;
 
-/// What handlers share. Cheap to clone.
+/// What handlers share: one allocation behind an `Arc`, so the clone axum makes for every
+/// request is a reference count, not copies of the store's connection settings and strings.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<ApiContext>);
+
+impl AppState {
+    /// The shared state of the API over `context`.
+    pub fn new(context: ApiContext) -> Self {
+        Self(Arc::new(context))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = ApiContext;
+
+    fn deref(&self) -> &ApiContext {
+        &self.0
+    }
+}
+
+/// Everything the API handlers use.
+pub struct ApiContext {
     /// Redis store.
     pub store: Store,
     /// Job queue.
@@ -58,7 +77,7 @@ pub struct AppState {
     pub default_rate_limit_per_s: Option<u32>,
 }
 
-impl AppState {
+impl ApiContext {
     /// The ingest rate limit in force for `tenant`.
     pub fn rate_limit(&self, tenant: &auth::Tenant) -> Option<u32> {
         tenant

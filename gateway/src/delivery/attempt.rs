@@ -97,10 +97,8 @@ pub async fn attempt(
         let now = now_ms();
         let secrets = endpoint.signing_secrets(now);
         sign(&mut request, &endpoint.signature, &secrets, msg_id, i64::try_from(now / 1000).unwrap_or(0));
-        let mut hidden: Vec<String> = secrets.iter().map(|s| s.to_string()).collect();
-        for plugin in &endpoint.plugins {
-            hidden.extend(redact::config_secrets(&plugin.config));
-        }
+        let plugin_secrets = endpoint.plugins.iter().flat_map(|p| redact::config_secrets(&p.config));
+        let hidden = redact::Secrets::new(secrets.iter().map(|s| s.to_string()).chain(plugin_secrets));
         let sent = redact::sent_request(&request, &hidden);
         let clock = Instant::now();
         let answer = ctx.client.send(&request, Duration::from_millis(endpoint.timeout_ms)).await;

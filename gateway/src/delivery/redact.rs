@@ -129,24 +129,43 @@ pub fn unmask(new: &mut Value, old: &Value) {
     }
 }
 
-/// Replaces every occurrence of each secret in `text`.
-pub fn scrub(text: &str, secrets: &[String]) -> String {
-    let mut out = text.to_string();
-    for secret in secrets.iter().filter(|s| !s.is_empty()) {
-        if out.contains(secret.as_str()) {
-            out = out.replace(secret.as_str(), MASK);
+/// The secrets to mask in one delivery's record, each also as it appears percent-encoded
+/// in a query string, longest first (a secret that contains another is masked whole).
+/// Built once per attempt: every header, the url, the body and the answer are scrubbed
+/// against it.
+#[derive(Debug, Clone, Default)]
+pub struct Secrets(Vec<String>);
+
+impl Secrets {
+    /// The masking patterns of `secrets` (empty strings are ignored).
+    pub fn new(secrets: impl IntoIterator<Item = String>) -> Self {
+        let mut patterns = Vec::new();
+        for secret in secrets.into_iter().filter(|s| !s.is_empty()) {
+            let encoded: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+            if encoded != secret {
+                patterns.push(encoded);
+            }
+            patterns.push(secret);
         }
-        // Query strings carry secrets percent-encoded.
-        let encoded: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
-        if encoded != *secret && out.contains(&encoded) {
-            out = out.replace(&encoded, MASK);
+        patterns.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        patterns.dedup();
+        Self(patterns)
+    }
+}
+
+/// Replaces every occurrence of each secret in `text`.
+pub fn scrub(text: &str, secrets: &Secrets) -> String {
+    let mut out = text.to_string();
+    for pattern in &secrets.0 {
+        if out.contains(pattern.as_str()) {
+            out = out.replace(pattern.as_str(), MASK);
         }
     }
     out
 }
 
 /// The request as it will be stored in the delivery log: secrets masked, body capped.
-pub fn sent_request(request: &Outgoing, secrets: &[String]) -> SentRequest {
+pub fn sent_request(request: &Outgoing, secrets: &Secrets) -> SentRequest {
     let headers = request
         .headers
         .iter()
@@ -226,10 +245,20 @@ mod tests {
             ],
             body: bytes::Bytes::from_static(br#"{"pw":"s3cr+t"}"#),
         };
-        let sent = sent_request(&request, &["s3cr+t".to_string()]);
+        let sent = sent_request(&request, &Secrets::new(["s3cr+t".to_string()]));
         let all = serde_json::to_string(&sent).unwrap();
         assert!(!all.contains("s3cr"), "{all}");
         assert!(!all.contains("Bearer abc"));
         assert!(all.contains("application/json"));
+    }
+
+    #[test]
+    fn a_secret_containing_another_is_masked_whole() {
+        let secrets = Secrets::new(["abcd".to_string(), "xxabcdyy".to_string(), String::new()]);
+        assert_eq!(
+            scrub("1 xxabcdyy 2 abcd 3", &secrets),
+            format!("1 {MASK} 2 {MASK} 3")
+        );
+        assert_eq!(scrub("nothing here", &Secrets::default()), "nothing here");
     }
 }

@@ -476,7 +476,7 @@ impl Worker {
         {
             let event = crate::model::event::EventCreate {
                 event_type: OPERATIONAL_EVENT.to_string(),
-                payload: payload.clone(),
+                payload: serde_json::value::to_raw_value(&payload)?,
                 channel: None,
                 endpoint_id: Some(target.id.clone()),
             };

@@ -23,6 +23,7 @@ use redis::streams::{
 };
 use redis::AsyncCommands;
 
+use crate::store::group_commit::{ScriptCall, ShardBatchers};
 use crate::store::{Keys, StoreError, StoreResult};
 
 /// Consumer group every worker joins.
@@ -82,6 +83,8 @@ pub struct Queue {
     lease_ms: u64,
     max_leases: u64,
     retention_secs: u64,
+    /// Outcome script calls, sent in batches per shard.
+    completions: Arc<ShardBatchers>,
 }
 
 impl Queue {
@@ -95,7 +98,9 @@ impl Queue {
         max_leases: u64,
         retention_secs: u64,
     ) -> Self {
+        let completions = ShardBatchers::new(&scripts::COMPLETE, &conn, keys.shards());
         Self {
+            completions: Arc::new(completions),
             conn,
             keys: Arc::new(keys),
             consumer,
@@ -252,7 +257,6 @@ impl Queue {
     /// the job had already been completed by another worker (its outcome is then left alone),
     /// else since when (Unix ms) the endpoint has failed every attempt, `0` when healthy.
     pub async fn complete(&self, job: &Job, done: &Completion) -> StoreResult<Option<u64>> {
-        let mut conn = self.conn.clone();
         let (stats_key, stats_field) = match &done.stats {
             Some((endpoint, field)) => {
                 let hour = crate::store::time::now_ms() / 3_600_000;
@@ -271,8 +275,8 @@ impl Queue {
             ),
             _ => (self.keys.log(&job.tenant, &job.msg), ""),
         };
-        let recorded: i64 = scripts::COMPLETE
-            .key(self.keys.log(&job.tenant, &job.msg))
+        let mut call = ScriptCall::new();
+        call.key(self.keys.log(&job.tenant, &job.msg))
             .key(self.keys.attempts(&job.tenant, &job.msg))
             .key(self.keys.jobs(job.shard))
             .key(self.keys.delayed(job.shard))
@@ -291,9 +295,9 @@ impl Queue {
             .arg(self.retention_secs)
             .arg(stats_field)
             .arg(health)
-            .arg(crate::store::time::now_ms())
-            .invoke_async(&mut conn)
-            .await?;
+            .arg(crate::store::time::now_ms());
+        let reply = self.completions.shard(job.shard).call(call).await?;
+        let recorded: i64 = redis::from_redis_value(reply).map_err(redis::RedisError::from)?;
         Ok(u64::try_from(recorded).ok())
     }
 

@@ -4,14 +4,17 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
+use crate::store::group_commit::batched_script;
+
 /// Records an outcome and acknowledges the job in one step.
 /// KEYS: log, attempts, jobs stream, delayed zset, endpoint stats hash, endpoint health key, event.
 /// ARGV: entry, group, status, attempts, retry-at ms or "", attempt JSON or "", request JSON or "",
 ///       last error or "", delayed member, ttl secs, stats field or "", health ("ok", "fail" or ""), now ms.
 /// Returns -1 when the entry was no longer pending (another worker finished it), else the time
 /// (ms) since which the endpoint has failed every attempt, 0 when it is healthy.
+/// Batched ([`batched_script`]): the outcomes recorded at the same moment go in one call.
 pub static COMPLETE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    batched_script(
         r#"
 local acked = redis.call('XACK', KEYS[3], ARGV[2], ARGV[1])
 redis.call('XDEL', KEYS[3], ARGV[1])

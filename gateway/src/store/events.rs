@@ -1,15 +1,18 @@
 //! Event ingest and lookup.
 //!
-//! Ingest is one Lua script per event: it checks the endpoint version the
+//! Ingest is one Lua script call per event: it checks the endpoint version the
 //! caller matched against, honours the idempotency key, writes the event, one
 //! delivery log per matched endpoint, their index entries and one ready job per
 //! delivery, all in one atomic step. Either all of it is in Redis (and the API
-//! answers 202) or none of it is.
+//! answers 202) or none of it is. The calls that concurrent requests make at once
+//! go to Redis as one batch ([`super::group_commit`]); each still stands alone.
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use redis::{AsyncCommands, Script};
+
+use super::group_commit::{batched_script, ScriptCall};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -19,7 +22,8 @@ use crate::ids::{new_id, IdKind};
 use crate::matching;
 use crate::model::event::{EventAccepted, EventCreate, EventView};
 
-static INGEST: LazyLock<Script> = LazyLock::new(|| Script::new(INGEST_LUA));
+/// The ingest script, batched: one call per event.
+pub(super) static INGEST: LazyLock<Script> = LazyLock::new(|| batched_script(INGEST_LUA));
 
 const INGEST_LUA: &str = r#"
 -- KEYS: 1 endpoints version, 2 idempotency key, 3 event, 4 tenant log index, 5 job stream,
@@ -80,7 +84,7 @@ impl Store {
         rate_limit: Option<u32>,
     ) -> StoreResult<EventAccepted> {
         let event_id = new_id(IdKind::Event);
-        let payload = serde_json::to_string(&event.payload)?;
+        let payload = event.payload.get();
         let created = now_ms();
         let mut set = self.cached_endpoints(tenant).await?;
         for _ in 0..5 {
@@ -90,13 +94,12 @@ impl Store {
                 event.channel.as_deref(),
                 event.endpoint_id.as_deref(),
             );
-            let mut invocation = INGEST.prepare_invoke();
             let idem_key = match idempotency_key {
                 Some(k) => self.keys.idempotency(tenant, &idempotency_hash(k)),
                 None => self.keys.event(tenant, &event_id),
             };
-            invocation
-                .key(self.keys.endpoints_version(tenant))
+            let mut call = ScriptCall::new();
+            call.key(self.keys.endpoints_version(tenant))
                 .key(idem_key)
                 .key(self.keys.event(tenant, &event_id))
                 .key(self.keys.logs_index(tenant))
@@ -109,22 +112,22 @@ impl Store {
                 .arg(&event.event_type)
                 .arg(event.channel.as_deref().unwrap_or(""))
                 .arg(event.endpoint_id.as_deref().unwrap_or(""))
-                .arg(&payload)
+                .arg(payload)
                 .arg(created)
                 .arg(targets.len());
             for endpoint in &targets {
                 let msg = new_id(IdKind::Message);
-                invocation
-                    .key(self.keys.log(tenant, &msg))
+                call.key(self.keys.log(tenant, &msg))
                     .key(self.keys.endpoint_logs_index(tenant, &endpoint.id))
                     .arg(msg)
                     .arg(&endpoint.id);
             }
-            invocation
-                .key(self.keys.rate_window(tenant, created / 1000))
+            call.key(self.keys.rate_window(tenant, created / 1000))
                 .arg(rate_limit.unwrap_or(0));
-            let mut conn = self.conn();
-            let reply: Vec<String> = invocation.invoke_async(&mut conn).await?;
+            let shard = self.keys.shard_of(tenant);
+            let reply = self.ingests.shard(shard).call(call).await?;
+            let reply: Vec<String> =
+                redis::from_redis_value(reply).map_err(redis::RedisError::from)?;
             match reply.first().map(String::as_str) {
                 Some("ok") => {
                     return Ok(EventAccepted {

@@ -5,10 +5,12 @@
 //! Every call takes the tenant id first, and every tenant key contains it, so
 //! one tenant can never read another's data: a foreign id is simply not found.
 
+pub mod api_key_cache;
 pub mod deliveries;
 pub mod endpoints;
 pub mod event_types;
 pub mod events;
+pub mod group_commit;
 pub mod keys;
 pub mod logs;
 pub mod plugins;
@@ -62,6 +64,9 @@ pub struct Store {
     retention_secs: u64,
     endpoints: Arc<endpoints::EndpointCache>,
     settings: Arc<tenant_settings::SettingsCache>,
+    api_keys: Arc<api_key_cache::ApiKeyCache>,
+    /// Ingest script calls, sent in batches per shard.
+    ingests: Arc<group_commit::ShardBatchers>,
 }
 
 impl Store {
@@ -84,13 +89,16 @@ impl Store {
         keys: Keys,
         retention: Duration,
     ) -> Self {
+        let ingests = group_commit::ShardBatchers::new(&events::INGEST, &conn, keys.shards());
         Self {
             client,
             conn,
+            ingests: Arc::new(ingests),
             keys: Arc::new(keys),
             retention_secs: retention.as_secs().max(1),
             endpoints: Arc::new(endpoints::EndpointCache::default()),
             settings: Arc::new(tenant_settings::SettingsCache::default()),
+            api_keys: Arc::new(api_key_cache::ApiKeyCache::default()),
         }
     }
 

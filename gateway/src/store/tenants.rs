@@ -1,5 +1,7 @@
 //! Tenants and their API keys. Keys are stored only as SHA-256 hashes.
 
+use std::time::Instant;
+
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -126,7 +128,8 @@ impl Store {
         Ok(keys)
     }
 
-    /// Revokes one API key at once. The last key cannot be revoked (the tenant would be locked out).
+    /// Revokes one API key: at once in this process, within
+    /// [`super::api_key_cache::CACHE_TTL`] in the others. The last key cannot be revoked (the tenant would be locked out).
     pub async fn revoke_api_key(&self, tenant: &str, key_id: &str) -> StoreResult<()> {
         let keys = self.list_api_keys(tenant).await?;
         let key = keys
@@ -145,20 +148,28 @@ impl Store {
             .hdel(self.keys.tenant_api_keys(tenant), key_id)
             .query_async::<()>(&mut conn)
             .await?;
+        self.api_keys.forget(&key.hash);
         Ok(())
     }
 
-    /// The tenant an API key belongs to, if any.
+    /// The tenant an API key belongs to, if any (a key seen in Redis is trusted for
+    /// [`super::api_key_cache::CACHE_TTL`]).
     pub async fn authenticate(&self, api_key: &str) -> StoreResult<Option<KeyRecord>> {
         if !api_key.starts_with(API_KEY_PREFIX) {
             return Ok(None);
         }
+        let hash = hash_token(api_key);
+        if let Some(record) = self.api_keys.get(&hash, Instant::now()) {
+            return Ok(Some(record));
+        }
         let mut conn = self.conn();
-        let raw: Option<String> = conn.get(self.keys.api_key(&hash_token(api_key))).await?;
-        Ok(match raw {
-            Some(raw) => Some(serde_json::from_str(&raw)?),
-            None => None,
-        })
+        let raw: Option<String> = conn.get(self.keys.api_key(&hash)).await?;
+        let Some(raw) = raw else {
+            return Ok(None);
+        };
+        let record: KeyRecord = serde_json::from_str(&raw)?;
+        self.api_keys.put(&hash, &record, Instant::now());
+        Ok(Some(record))
     }
 }
 

@@ -1,0 +1,254 @@
+//! Group commit: the Lua script calls that many tasks make at once go to Redis as one.
+//!
+//! Ingest (one script per event) and recording outcomes (one script per delivery) are
+//! the two writes of the hot path. Under load, dozens of tasks make them at the same
+//! moment; sent one by one, each pays a Redis round trip, a script setup in Redis, a
+//! socket write on each side and a reply parse. Here callers [`ScriptBatcher::call`]
+//! with their own keys and arguments and await their own reply; one task per batcher
+//! takes whatever has queued up (at most [`MAX_BATCH`] calls), sends it as one
+//! `EVALSHA` of the batched script, and answers each caller from its slot of the reply.
+//! While a batch is out, the next one gathers: batches grow with the load by themselves,
+//! and an idle gateway sends a lone call at once, without waiting for company.
+//!
+//! The batched script ([`batched_script`]) runs the single-call body once per call, each
+//! under `pcall`: a call that fails (a key of the wrong type, out of memory) answers an
+//! error for itself alone and the calls around it go on, exactly as separate scripts
+//! would. All calls of one batcher touch keys of one hash tag (one batcher per shard).
+
+use std::sync::{Arc, Mutex, OnceLock};
+
+use redis::aio::ConnectionManager;
+use redis::{Script, Value};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{StoreError, StoreResult};
+
+/// Most calls sent in one batch (bounds how long one script holds Redis: ~10 ms).
+pub const MAX_BATCH: usize = 256;
+
+/// One script call: its keys and arguments, as the single-call script would take them.
+#[derive(Debug, Default)]
+pub struct ScriptCall {
+    keys: Vec<String>,
+    args: Vec<Vec<u8>>,
+}
+
+impl ScriptCall {
+    /// An empty call.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a key (`KEYS[n]`).
+    pub fn key(&mut self, key: String) -> &mut Self {
+        self.keys.push(key);
+        self
+    }
+
+    /// Adds an argument (`ARGV[n]`).
+    pub fn arg<T: redis::ToRedisArgs>(&mut self, value: T) -> &mut Self {
+        value.write_redis_args(&mut self.args);
+        self
+    }
+}
+
+/// Wraps a single-call script body (written against `KEYS` and `ARGV`) into a script that
+/// runs it once per call of a batch. `ARGV` of the batch is, per call, its key count, its
+/// argument count and its arguments; `KEYS` is every call's keys in order. The reply has
+/// one entry per call: `{1, reply}`, or `{0, error text}` if the body failed. (Not error
+/// replies inside the array: redis-rs fails a whole reply that holds one.)
+pub fn batched_script(body: &str) -> Script {
+    Script::new(&format!(
+        r#"
+local function one(KEYS, ARGV)
+{body}
+end
+local out, k, a = {{}}, 0, 1
+while a <= #ARGV do
+  local nk, na = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+  local ok, reply = pcall(one, {{unpack(KEYS, k + 1, k + nk)}}, {{unpack(ARGV, a + 2, a + 1 + na)}})
+  if ok then
+    out[#out + 1] = {{1, reply}}
+  else
+    -- a failed redis.call: a string 'CODE detail' (Redis 7.0) or a table {{err = ...}}
+    local text = type(reply) == 'table' and reply.err or tostring(reply)
+    if not string.match(text, '^[A-Z]+ ') then text = 'ERR ' .. text end
+    out[#out + 1] = {{0, text}}
+  end
+  k, a = k + nk, a + 2 + na
+end
+return out
+"#
+    ))
+}
+
+type Reply = oneshot::Sender<StoreResult<Value>>;
+
+/// Sends the script calls made concurrently as one batched script call (see the module
+/// docs). Cheap to share: callers hold it behind an `Arc`.
+pub struct ScriptBatcher {
+    script: &'static Script,
+    conn: ConnectionManager,
+    queue: mpsc::UnboundedSender<(ScriptCall, Reply)>,
+    /// The receiving end until the sending task starts (on first use, so that the batcher
+    /// can be built outside a runtime); the task ends once every sender is gone.
+    pending: Mutex<Option<mpsc::UnboundedReceiver<(ScriptCall, Reply)>>>,
+    started: OnceLock<()>,
+}
+
+impl ScriptBatcher {
+    /// A batcher of `script` (made by [`batched_script`]) over `conn`.
+    pub fn new(script: &'static Script, conn: ConnectionManager) -> Self {
+        let (queue, pending) = mpsc::unbounded_channel();
+        Self {
+            script,
+            conn,
+            queue,
+            pending: Mutex::new(Some(pending)),
+            started: OnceLock::new(),
+        }
+    }
+
+    /// Runs one call in the next batch and returns its own reply (or its own error).
+    pub async fn call(&self, call: ScriptCall) -> StoreResult<Value> {
+        self.started.get_or_init(|| {
+            let pending = self.pending.lock().ok().and_then(|mut p| p.take());
+            if let Some(pending) = pending {
+                tokio::spawn(send_batches(self.script, self.conn.clone(), pending));
+            }
+        });
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send((call, reply))
+            .map_err(|_| gone("the batch sender has stopped"))?;
+        answer
+            .await
+            .map_err(|_| gone("the batch sender stopped before answering"))?
+    }
+}
+
+/// An I/O-kind error (so the API answers 503, as for a lost connection).
+fn gone(what: &'static str) -> StoreError {
+    StoreError::Redis(std::io::Error::new(std::io::ErrorKind::BrokenPipe, what).into())
+}
+
+/// The batcher's task: one batch out at a time, the next gathering meanwhile.
+async fn send_batches(
+    script: &'static Script,
+    mut conn: ConnectionManager,
+    mut queue: mpsc::UnboundedReceiver<(ScriptCall, Reply)>,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let (calls, replies): (Vec<ScriptCall>, Vec<Reply>) = batch.drain(..).unzip();
+        match run_batch(script, &mut conn, calls).await {
+            Ok(answers) => {
+                for (reply, answer) in replies.into_iter().zip(answers) {
+                    let _ = reply.send(answer);
+                }
+            }
+            Err(e) => {
+                for reply in replies {
+                    let _ = reply.send(Err(e.for_caller()));
+                }
+            }
+        }
+    }
+}
+
+/// One round trip for a batch: each call's own reply, in order. The outer error is the
+/// round trip's (every caller gets it).
+async fn run_batch(
+    script: &Script,
+    conn: &mut ConnectionManager,
+    calls: Vec<ScriptCall>,
+) -> Result<Vec<StoreResult<Value>>, BatchError> {
+    let count = calls.len();
+    let mut invocation = script.prepare_invoke();
+    for call in &calls {
+        invocation
+            .arg(call.keys.len())
+            .arg(call.args.len())
+            .arg(&call.args);
+        for key in &call.keys {
+            invocation.key(key);
+        }
+    }
+    let reply: Vec<Value> = invocation
+        .invoke_async(conn)
+        .await
+        .map_err(BatchError::Redis)?;
+    if reply.len() != count {
+        return Err(BatchError::Corrupt(format!(
+            "batched script answered {} replies to {count} calls",
+            reply.len()
+        )));
+    }
+    Ok(reply.into_iter().map(call_reply).collect())
+}
+
+/// One call's slot of a batch reply: `[1, reply]` or `[0, error text]`.
+fn call_reply(slot: Value) -> StoreResult<Value> {
+    let Value::Array(mut slot) = slot else {
+        return Err(StoreError::Corrupt(format!("batch slot {slot:?}")));
+    };
+    let reply = if slot.len() > 1 {
+        slot.swap_remove(1)
+    } else {
+        Value::Nil // the body returned nil, which ends a Lua array
+    };
+    match slot.first() {
+        Some(Value::Int(1)) => Ok(reply),
+        Some(Value::Int(0)) => Err(StoreError::Redis(server_error(reply))),
+        other => Err(StoreError::Corrupt(format!("batch slot tag {other:?}"))),
+    }
+}
+
+/// The error a call's script body raised, as Redis would have answered it on its own
+/// (`WRONGTYPE ...`, `OOM ...`), so that its code and kind survive the batch.
+fn server_error(text: Value) -> redis::RedisError {
+    let text: String = redis::from_redis_value(text).unwrap_or_else(|_| "ERR script error".into());
+    let line = text.replace(['\r', '\n'], " ");
+    match redis::parse_redis_value(format!("-{line}\r\n").as_bytes()) {
+        Ok(Value::ServerError(e)) => e.into(),
+        _ => redis::make_extension_error("ERR".into(), Some(line)),
+    }
+}
+
+/// A batch-wide failure, handed to every caller of the batch.
+#[derive(Debug)]
+enum BatchError {
+    Redis(redis::RedisError),
+    Corrupt(String),
+}
+
+impl BatchError {
+    /// One caller's copy.
+    fn for_caller(&self) -> StoreError {
+        match self {
+            BatchError::Redis(e) => StoreError::Redis(e.clone()),
+            BatchError::Corrupt(m) => StoreError::Corrupt(m.clone()),
+        }
+    }
+}
+
+/// Per-shard batchers of one script.
+pub struct ShardBatchers(Vec<Arc<ScriptBatcher>>);
+
+impl ShardBatchers {
+    /// One batcher of `script` per shard, all over `conn`.
+    pub fn new(script: &'static Script, conn: &ConnectionManager, shards: u16) -> Self {
+        Self(
+            (0..shards.max(1))
+                .map(|_| Arc::new(ScriptBatcher::new(script, conn.clone())))
+                .collect(),
+        )
+    }
+
+    /// The batcher of `shard` (the last one for a shard past the count, which no key
+    /// layout produces).
+    pub fn shard(&self, shard: u16) -> &ScriptBatcher {
+        let i = usize::from(shard).min(self.0.len() - 1);
+        &self.0[i]
+    }
+}

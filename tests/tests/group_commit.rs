@@ -1,0 +1,165 @@
+//! Group commit of script calls (`gateway::store::group_commit`), against a Redis of the
+//! test's own so that its command counts are the test's alone: concurrent calls share
+//! round trips, each caller gets its own reply, a failing call fails alone, and a lost
+//! Redis answers every caller with an error instead of leaving one waiting.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use futures::future::join_all;
+use gateway::store::group_commit::{batched_script, ScriptBatcher, ScriptCall};
+use gateway::store::StoreError;
+use gateway_e2e::process::free_port;
+use gateway_e2e::redis_server::RedisServer;
+use redis::aio::ConnectionManager;
+use redis::{Script, Value};
+
+/// `INCRBY KEYS[1] ARGV[1]`, after a busy wait of ARGV[2] loop rounds (so that a test can
+/// hold the batcher busy while more calls queue up behind it).
+static INCR: LazyLock<Script> = LazyLock::new(|| {
+    batched_script(
+        r#"
+for _ = 1, tonumber(ARGV[2]) do end
+return redis.call('INCRBY', KEYS[1], ARGV[1])
+"#,
+    )
+});
+
+async fn connect(redis: &RedisServer) -> ConnectionManager {
+    redis::Client::open(redis.url())
+        .unwrap()
+        .get_connection_manager()
+        .await
+        .unwrap()
+}
+
+fn incr(key: &str, by: i64, spin: u64) -> ScriptCall {
+    let mut call = ScriptCall::new();
+    call.key(key.to_string()).arg(by).arg(spin);
+    call
+}
+
+/// EVALSHA calls Redis has served since its start.
+async fn evalsha_calls(conn: &mut ConnectionManager) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("cmdstat_evalsha:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+/// Starts a slow call, so that the calls made next queue up behind it.
+fn hold_busy(batcher: &Arc<ScriptBatcher>) -> tokio::task::JoinHandle<()> {
+    let batcher = batcher.clone();
+    let handle = tokio::spawn(async move {
+        batcher.call(incr("busy", 1, 20_000_000)).await.unwrap();
+    });
+    handle
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_calls_share_round_trips_and_each_gets_its_own_reply() {
+    let redis = RedisServer::start(free_port(), false).await;
+    let mut conn = connect(&redis).await;
+    let batcher = Arc::new(ScriptBatcher::new(&INCR, conn.clone()));
+    let busy = hold_busy(&batcher);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+
+    let calls = (0..200i64).map(|i| {
+        let batcher = batcher.clone();
+        async move { (i, batcher.call(incr(&format!("k{i}"), i + 1, 0)).await) }
+    });
+    let replies = join_all(calls).await;
+    busy.await.unwrap();
+
+    for (i, reply) in replies {
+        let value: i64 = redis::from_redis_value(reply.unwrap()).unwrap();
+        assert_eq!(value, i + 1, "call {i} got another call's reply");
+        let stored: i64 = redis::cmd("GET")
+            .arg(format!("k{i}"))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(stored, i + 1);
+    }
+    // 201 calls: the slow one, then the 200 that queued behind it in at most one batch of
+    // 256 (a NOSCRIPT miss may add a call or two; one call each would be 201).
+    let round_trips = evalsha_calls(&mut conn).await;
+    assert!(
+        round_trips <= 6,
+        "201 calls took {round_trips} EVALSHA calls"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_call_fails_alone_and_the_rest_of_its_batch_is_written() {
+    let redis = RedisServer::start(free_port(), false).await;
+    let mut conn = connect(&redis).await;
+    let _: () = redis::cmd("RPUSH")
+        .arg("a-list")
+        .arg("x")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let batcher = Arc::new(ScriptBatcher::new(&INCR, conn.clone()));
+    let busy = hold_busy(&batcher);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+
+    let keys: Vec<String> = (0..20)
+        .map(|i| {
+            if i == 10 {
+                "a-list".to_string()
+            } else {
+                format!("n{i}")
+            }
+        })
+        .collect();
+    let replies = join_all(keys.iter().map(|key| batcher.call(incr(key, 5, 0)))).await;
+    busy.await.unwrap();
+
+    for (key, reply) in keys.iter().zip(replies) {
+        if key == "a-list" {
+            match reply {
+                Err(StoreError::Redis(e)) => assert_eq!(e.code(), Some("WRONGTYPE"), "{e}"),
+                other => panic!("the call on a list should fail with WRONGTYPE: {other:?}"),
+            }
+        } else {
+            assert_eq!(reply.unwrap(), Value::Int(5), "{key}");
+        }
+    }
+    let list_len: i64 = redis::cmd("LLEN")
+        .arg("a-list")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(list_len, 1, "the failing call must leave its key alone");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_caller_gets_an_error_when_redis_is_gone() {
+    let mut redis = RedisServer::start(free_port(), false).await;
+    let conn = connect(&redis).await;
+    let batcher = Arc::new(ScriptBatcher::new(&INCR, conn));
+    assert_eq!(
+        batcher.call(incr("before", 1, 0)).await.unwrap(),
+        Value::Int(1)
+    );
+    redis.kill().await;
+
+    let calls = (0..50).map(|i| batcher.call(incr(&format!("k{i}"), 1, 0)));
+    let replies = tokio::time::timeout(Duration::from_secs(30), join_all(calls))
+        .await
+        .expect("callers left waiting after Redis went away");
+    for reply in replies {
+        assert!(
+            matches!(reply, Err(StoreError::Redis(_))),
+            "expected a Redis error, got {reply:?}"
+        );
+    }
+}
