@@ -39,29 +39,40 @@ impl Store {
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
+        // The endpoint version once per tenant of the batch, after the jobs' logs and events.
+        let mut tenants: Vec<&str> = jobs.iter().map(|job| job.tenant.as_str()).collect();
+        tenants.sort_unstable();
+        tenants.dedup();
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
         for job in jobs {
             pipe.hgetall(self.keys.log(&job.tenant, &job.msg))
-                .hgetall(self.keys.event(&job.tenant, &job.event))
-                .get(self.keys.endpoints_version(&job.tenant));
+                .hgetall(self.keys.event(&job.tenant, &job.event));
+        }
+        for tenant in &tenants {
+            pipe.get(self.keys.endpoints_version(tenant));
         }
         let mut conn = self.conn();
         let replies: Vec<redis::RedisResult<redis::Value>> = pipe.query_async(&mut conn).await?;
-        if replies.len() != jobs.len() * 3 {
+        let expected = jobs.len() * 2 + tenants.len();
+        if replies.len() != expected {
             return Err(StoreError::Corrupt(format!(
-                "pipeline answered {} replies to {} commands",
+                "pipeline answered {} replies to {expected} commands",
                 replies.len(),
-                jobs.len() * 3
             )));
         }
         let mut replies = replies.into_iter();
+        let per_job: Vec<_> = replies.by_ref().take(jobs.len() * 2).collect();
+        let versions: Vec<redis::RedisResult<redis::Value>> = replies.collect();
+        let mut per_job = per_job.into_iter();
         let mut loaded = Vec::with_capacity(jobs.len());
         for job in jobs {
-            let (Some(log), Some(event), Some(version)) =
-                (replies.next(), replies.next(), replies.next())
-            else {
+            let (Some(log), Some(event)) = (per_job.next(), per_job.next()) else {
                 break;
+            };
+            let version = match tenants.binary_search(&job.tenant.as_str()) {
+                Ok(i) => versions[i].clone(),
+                Err(_) => Ok(redis::Value::Nil),
             };
             loaded.push(parse_delivery(job, log, event, version));
         }
