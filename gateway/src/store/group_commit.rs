@@ -164,20 +164,41 @@ async fn run_batch(
     calls: Vec<ScriptCall>,
 ) -> Result<Vec<StoreResult<Value>>, BatchError> {
     let count = calls.len();
-    let mut invocation = script.prepare_invoke();
+    // The EVALSHA built straight from the calls: each key and argument is copied once,
+    // into the command (a `ScriptInvocation` would copy everything twice more).
+    let keys: usize = calls.iter().map(|c| c.keys.len()).sum();
+    let bytes: usize = calls
+        .iter()
+        .flat_map(|c| {
+            c.keys
+                .iter()
+                .map(String::len)
+                .chain(c.args.iter().map(Vec::len))
+        })
+        .sum();
+    let args = calls.iter().map(|c| 2 + c.args.len()).sum::<usize>();
+    let mut cmd = redis::Cmd::with_capacity(3 + keys + args, bytes + 64 + 8 * count);
+    cmd.arg("EVALSHA").arg(script.get_hash()).arg(keys);
     for call in &calls {
-        invocation
-            .arg(call.keys.len())
-            .arg(call.args.len())
-            .arg(&call.args);
         for key in &call.keys {
-            invocation.key(key);
+            cmd.arg(key.as_bytes());
         }
     }
-    let reply: Vec<Value> = invocation
-        .invoke_async(conn)
-        .await
-        .map_err(BatchError::Redis)?;
+    for call in &calls {
+        cmd.arg(call.keys.len()).arg(call.args.len());
+        for arg in &call.args {
+            cmd.arg(arg.as_slice());
+        }
+    }
+    let reply: Vec<Value> = match cmd.query_async(conn).await {
+        Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+            // Redis restarted or flushed its scripts: load it and go again.
+            script.load_async(conn).await.map_err(BatchError::Redis)?;
+            cmd.query_async(conn).await
+        }
+        other => other,
+    }
+    .map_err(BatchError::Redis)?;
     if reply.len() != count {
         return Err(BatchError::Corrupt(format!(
             "batched script answered {} replies to {count} calls",
