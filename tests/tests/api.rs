@@ -35,6 +35,33 @@ async fn each_bad_input_gets_its_status_and_code() {
         "deep nesting: {body}"
     );
 
+    // Payloads are stored as sent, so what could not be read back is refused up front;
+    // a field given twice is refused rather than one of its values picked.
+    let raw_cases: [(&[u8], &str); 3] = [
+        (br#"{"type":"x","payload":{"s":"\ud800"}}"#, "payload"),
+        (br#"{"type":"x","payload":{"n":1e400}}"#, "payload"),
+        (br#"{"type":"x","type":"y","payload":{}}"#, "type"),
+    ];
+    for (body, field) in raw_cases {
+        let (status, answer) = api
+            .raw("POST", "/v1/events", &json_headers, body.to_vec())
+            .await;
+        let text = String::from_utf8_lossy(body);
+        assert_eq!(status, 422, "{text} -> {answer}");
+        assert_eq!(answer["error"]["code"], "validation_error", "{text}");
+        assert!(
+            answer["error"]["field"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(field)
+                || answer["error"]["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains(field),
+            "{text} -> {answer}"
+        );
+    }
+
     let cases = [
         (json!({"type": "x", "payload": [1, 2]}), "payload"),
         (json!({"type": "", "payload": {}}), "type"),

@@ -9,6 +9,7 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use futures::future::join_all;
+use gateway::api::error::ApiError;
 use gateway::store::group_commit::{batched_script, ScriptBatcher, ScriptCall};
 use gateway::store::StoreError;
 use gateway_e2e::process::free_port;
@@ -28,9 +29,13 @@ return redis.call('INCRBY', KEYS[1], ARGV[1])
 });
 
 async fn connect(redis: &RedisServer) -> ConnectionManager {
+    // A response timeout well past the busy call's spin, even on a loaded machine.
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_response_timeout(Some(Duration::from_secs(20)))
+        .set_number_of_retries(1);
     redis::Client::open(redis.url())
         .unwrap()
-        .get_connection_manager()
+        .get_connection_manager_with_config(config)
         .await
         .unwrap()
 }
@@ -38,6 +43,16 @@ async fn connect(redis: &RedisServer) -> ConnectionManager {
 fn incr(key: &str, by: i64, spin: u64) -> ScriptCall {
     let mut call = ScriptCall::new();
     call.key(key.to_string()).arg(by).arg(spin);
+    call
+}
+
+/// An `incr` call carrying `extra` unused arguments (an ingest matching thousands of
+/// endpoints has that many).
+fn big_incr(key: &str, by: i64, extra: usize) -> ScriptCall {
+    let mut call = incr(key, by, 0);
+    for i in 0..extra {
+        call.arg(i);
+    }
     call
 }
 
@@ -138,7 +153,34 @@ async fn a_failing_call_fails_alone_and_the_rest_of_its_batch_is_written() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert_eq!(list_len, 1, "the failing call must leave its key alone");
+    assert_eq!(
+        list_len, 1,
+        "the list the failing call touched is left as it was"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_too_big_to_share_a_batch_goes_alone_and_all_succeed() {
+    let redis = RedisServer::start(free_port(), false).await;
+    let conn = connect(&redis).await;
+    let batcher = Arc::new(ScriptBatcher::new(&INCR, conn));
+    let busy = hold_busy(&batcher);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+
+    // 9,000 arguments: past the batch caps, and past what Lua's unpack takes at once.
+    let calls = (0..11).map(|i| {
+        if i == 5 {
+            big_incr("big", 7, 9_000)
+        } else {
+            incr(&format!("s{i}"), i + 1, 0)
+        }
+    });
+    let replies = join_all(calls.map(|call| batcher.call(call))).await;
+    busy.await.unwrap();
+    for (i, reply) in replies.into_iter().enumerate() {
+        let expected = if i == 5 { 7 } else { i as i64 + 1 };
+        assert_eq!(reply.unwrap(), Value::Int(expected), "call {i}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -157,9 +199,11 @@ async fn every_caller_gets_an_error_when_redis_is_gone() {
         .await
         .expect("callers left waiting after Redis went away");
     for reply in replies {
-        assert!(
-            matches!(reply, Err(StoreError::Redis(_))),
-            "expected a Redis error, got {reply:?}"
-        );
+        let Err(e) = reply else {
+            panic!("expected an error, got {reply:?}");
+        };
+        assert!(matches!(e, StoreError::Redis(_)), "{e:?}");
+        // what the API makes of it: 503, not an internal error
+        assert_eq!(ApiError::from(e).code(), "store_unavailable");
     }
 }

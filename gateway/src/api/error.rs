@@ -216,6 +216,8 @@ fn is_unavailable(e: &redis::RedisError) -> bool {
             )
         )
         || e.code() == Some("LOADING")
+        // another client's script is still running: Redis is there but cannot answer yet
+        || e.code() == Some("BUSY")
 }
 
 /// Shorthand for handler results.

@@ -51,9 +51,9 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     // Raw parts (an event payload) are not parsed into a tree here, so serde_json's own
     // depth limit would not see them; whoever parses them later (the event API, plugins)
     // would. The whole body keeps the limit a tree parse has.
-    if nesting_depth(bytes) > MAX_DEPTH {
+    if nesting_depth(bytes) >= MAX_DEPTH {
         return Err(ApiError::MalformedJson(format!(
-            "body is not valid JSON: nested deeper than {MAX_DEPTH} levels"
+            "body is not valid JSON: nested {MAX_DEPTH} levels deep or more"
         )));
     }
     let mut text = serde_json::Deserializer::from_slice(bytes);
@@ -72,7 +72,8 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
-/// The deepest nesting a body may have: serde_json's recursion limit for a parsed tree.
+/// A body nested this deep is refused, as serde_json refuses to parse it into a tree
+/// (its recursion limit): at most `MAX_DEPTH - 1` levels are accepted.
 pub const MAX_DEPTH: usize = 128;
 
 /// How deeply arrays and objects nest in `json` (valid JSON text; brackets inside strings
@@ -119,7 +120,16 @@ mod tests {
         assert!(parse::<serde_json::Value>(at_limit.as_bytes()).is_err());
         let under = format!("{}{}", "[".repeat(MAX_DEPTH - 1), "]".repeat(MAX_DEPTH - 1));
         assert!(parse::<serde_json::Value>(under.as_bytes()).is_ok());
-        let raw_payload = format!(r#"{{"p": {}1{}}}"#, "[".repeat(200), "]".repeat(200));
+        type Raw = std::collections::HashMap<String, Box<serde_json::value::RawValue>>;
+        let raw =
+            |levels: usize| format!(r#"{{"p": {}1{}}}"#, "[".repeat(levels), "]".repeat(levels));
+        // a raw part is held to the same limit as a tree: 1 + 127 levels is one too many
+        assert!(matches!(
+            parse::<Raw>(raw(MAX_DEPTH - 1).as_bytes()),
+            Err(ApiError::MalformedJson(_))
+        ));
+        assert!(parse::<Raw>(raw(MAX_DEPTH - 2).as_bytes()).is_ok());
+        let raw_payload = raw(200);
         assert!(matches!(
             parse::<std::collections::HashMap<String, Box<serde_json::value::RawValue>>>(
                 raw_payload.as_bytes()

@@ -38,6 +38,15 @@ impl EventCreate {
                 "must be a JSON object",
             ));
         }
+        // Kept as text, so decoded here once: a lone surrogate escape or a number out of
+        // range is valid JSON syntax that nothing downstream (the event API, plugins)
+        // could read back.
+        if let Err(e) = serde_json::from_str::<Readable>(self.payload.get()) {
+            return Err(FieldError::new(
+                format!("{prefix}payload"),
+                format!("is JSON that cannot be read back: {e}"),
+            ));
+        }
         if let Some(channel) = &self.channel {
             check_name(&format!("{prefix}channel"), channel, 128)?;
         }
@@ -50,6 +59,62 @@ impl EventCreate {
             }
         }
         Ok(())
+    }
+}
+
+/// Any JSON value, read with serde_json's full decoding (strings unescaped, numbers
+/// parsed) and nothing kept: reading it fails exactly where parsing into a tree would.
+struct Readable;
+
+impl<'de> Deserialize<'de> for Readable {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ReadableVisitor)
+    }
+}
+
+struct ReadableVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ReadableVisitor {
+    type Value = Readable;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Readable, E> {
+        Ok(Readable)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Readable, E> {
+        Ok(Readable)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Readable, E> {
+        Ok(Readable)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Readable, E> {
+        Ok(Readable)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Readable, E> {
+        Ok(Readable)
+    }
+
+    fn visit_unit<E>(self) -> Result<Readable, E> {
+        Ok(Readable)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Readable, A::Error> {
+        while seq.next_element::<Readable>()?.is_some() {}
+        Ok(Readable)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Readable, A::Error> {
+        while map.next_key::<Readable>()?.is_some() {
+            map.next_value::<Readable>()?;
+        }
+        Ok(Readable)
     }
 }
 
@@ -142,6 +207,20 @@ mod tests {
             event.payload.get(),
             r#"{"z": 1.50, "a": [1, 2], "e": "\u00e9"}"#
         );
+        assert!(event.validate("").is_ok());
+    }
+
+    #[test]
+    fn a_payload_that_cannot_be_read_back_is_refused() {
+        for payload in [r#"{"s": "\ud800"}"#, r#"{"n": 1e400}"#, r#"{"\udfff": 1}"#] {
+            let sent = format!(r#"{{"type": "a", "payload": {payload}}}"#);
+            let event: EventCreate = serde_json::from_str(&sent).unwrap();
+            let err = event.validate("").unwrap_err();
+            assert_eq!(err.field, "payload", "{payload}");
+        }
+        let fine =
+            r#"{"type": "a", "payload": {"s": "\ud83d\ude00", "n": -0.0, "a": [null, true]}}"#;
+        let event: EventCreate = serde_json::from_str(fine).unwrap();
         assert!(event.validate("").is_ok());
     }
 

@@ -28,13 +28,13 @@
 //!   what makes a fresh instance per event cheap (~4.4 µs for a near-empty
 //!   call, ~20 µs for compose-template on a ~0.8 KB event, see
 //!   `benches/plugin_invoke.rs`);
-//! - `PoolingAllocationConfig::pagemap_scan` on where the kernel has it (Linux
-//!   6.7+; elsewhere wasmtime falls back to the plain reset): a slot is reset by
-//!   rewriting only the pages the call dirtied, not the whole kept-resident
-//!   prefix. In the micro-benchmark, with one slot hot in cache, both cost the
-//!   same; under end-to-end load (many slots, caches shared with everything
-//!   else) the reset's `memset` fell from 3.4 % to 0.3 % of gateway CPU and
-//!   page clearing from 1.2 % to 0.4 %, for 0.4 % spent in the scan.
+//! - `PoolingAllocationConfig::pagemap_scan` stays off (wasmtime's default).
+//!   It would reset a slot by rewriting only the pages a call dirtied: under
+//!   end-to-end load the reset's `memset` fell from 3.4 % to 0.3 % of gateway
+//!   CPU. But wasmtime 48's scan asks for dirty pages that are also resident,
+//!   so on a host with swap a dirtied page swapped out between calls could be
+//!   left as it was, for the next instance in that slot (another tenant's
+//!   delivery, for a built-in plugin) to read. Not worth 3 %.
 
 use std::collections::HashMap;
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -43,7 +43,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::bindings::PluginPre;
 use super::runtime::HostState;
@@ -188,8 +188,7 @@ impl PluginEngine {
             // reused without zeroing, so a call costs no stack syscalls.
             .total_stacks(n)
             .linear_memory_keep_resident(KEEP_RESIDENT)
-            .table_keep_resident(KEEP_RESIDENT / 16)
-            .pagemap_scan(Enabled::Auto);
+            .table_keep_resident(KEEP_RESIDENT / 16);
         let mut config = Config::new();
         config
             .wasm_component_model(true)

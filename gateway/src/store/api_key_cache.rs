@@ -15,41 +15,70 @@ use super::tenants::KeyRecord;
 /// How long a process trusts that a key it saw in Redis still exists.
 pub const CACHE_TTL: Duration = Duration::from_secs(1);
 
-/// Most keys kept; past it, expired entries go first, then everything.
+/// Most entries kept; past it, stale entries go first, then everything.
 const MAX_ENTRIES: usize = 10_000;
+
+/// How long a revocation is remembered: longer than any lookup can take (the Redis
+/// response timeout is 5 s), so a lookup that read the key just before its deletion
+/// cannot cache it after.
+const REVOKED_KEEP: Duration = Duration::from_secs(30);
+
+#[derive(Debug)]
+enum Entry {
+    /// Found in Redis by a lookup that started at this instant.
+    Key(Instant, KeyRecord),
+    /// Revoked by this process at this instant.
+    Revoked(Instant),
+}
 
 /// API key hash → what it resolved to, and when.
 #[derive(Debug, Default)]
 pub struct ApiKeyCache {
-    entries: Mutex<HashMap<String, (Instant, KeyRecord)>>,
+    entries: Mutex<HashMap<String, Entry>>,
 }
 
 impl ApiKeyCache {
-    /// The record of `hash` if it was seen less than [`CACHE_TTL`] before `now`.
+    /// The record of `hash` if a lookup that started less than [`CACHE_TTL`] before `now`
+    /// found it.
     pub fn get(&self, hash: &str, now: Instant) -> Option<KeyRecord> {
         let entries = self.entries.lock().ok()?;
-        let (at, record) = entries.get(hash)?;
-        (now.saturating_duration_since(*at) < CACHE_TTL).then(|| record.clone())
+        match entries.get(hash)? {
+            Entry::Key(at, record) if now.saturating_duration_since(*at) < CACHE_TTL => {
+                Some(record.clone())
+            }
+            _ => None,
+        }
     }
 
-    /// Remembers that `hash` resolved to `record` at `now`.
-    pub fn put(&self, hash: &str, record: &KeyRecord, now: Instant) {
+    /// Remembers that a lookup started at `looked_up_at` found `record` for `hash`, unless
+    /// this process revoked the key since that lookup started (it may have read the key
+    /// just before the revocation deleted it).
+    pub fn put(&self, hash: &str, record: &KeyRecord, looked_up_at: Instant) {
         let Ok(mut entries) = self.entries.lock() else {
             return;
         };
-        if entries.len() >= MAX_ENTRIES {
-            entries.retain(|_, (at, _)| now.saturating_duration_since(*at) < CACHE_TTL);
-            if entries.len() >= MAX_ENTRIES {
-                entries.clear();
+        if let Some(Entry::Revoked(at)) = entries.get(hash) {
+            if *at >= looked_up_at {
+                return;
             }
         }
-        entries.insert(hash.to_string(), (now, record.clone()));
+        if entries.len() >= MAX_ENTRIES {
+            entries.retain(|_, entry| match entry {
+                Entry::Key(at, _) => at.elapsed() < CACHE_TTL,
+                Entry::Revoked(at) => at.elapsed() < REVOKED_KEEP,
+            });
+            if entries.len() >= MAX_ENTRIES {
+                entries.retain(|_, entry| matches!(entry, Entry::Revoked(_)));
+            }
+        }
+        entries.insert(hash.to_string(), Entry::Key(looked_up_at, record.clone()));
     }
 
-    /// Forgets `hash` (its key was revoked).
+    /// Forgets `hash` (its key was revoked) and refuses to cache a lookup of it that
+    /// started before now.
     pub fn forget(&self, hash: &str) {
         if let Ok(mut entries) = self.entries.lock() {
-            entries.remove(hash);
+            entries.insert(hash.to_string(), Entry::Revoked(Instant::now()));
         }
     }
 }
@@ -89,13 +118,27 @@ mod tests {
     }
 
     #[test]
+    fn a_lookup_that_started_before_the_revocation_is_not_cached() {
+        let cache = ApiKeyCache::default();
+        let started = Instant::now();
+        cache.forget("h");
+        // the lookup read the key just before the revocation deleted it
+        cache.put("h", &record("ten_a"), started);
+        assert!(cache.get("h", Instant::now()).is_none());
+        // a lookup that starts after the revocation is cached again (a re-created key)
+        let later = Instant::now() + Duration::from_millis(1);
+        cache.put("h", &record("ten_a"), later);
+        assert!(cache.get("h", later).is_some());
+    }
+
+    #[test]
     fn the_cache_stays_bounded() {
         let cache = ApiKeyCache::default();
         let t0 = Instant::now();
         for i in 0..MAX_ENTRIES + 10 {
             cache.put(&format!("h{i}"), &record("ten_a"), t0);
         }
-        let len = cache.entries.lock().unwrap().len();
+        let len = cache.entries.lock().map(|e| e.len()).unwrap_or(0);
         assert!(len <= MAX_ENTRIES, "{len} entries");
         let last = format!("h{}", MAX_ENTRIES + 9);
         assert!(cache.get(&last, t0).is_some(), "the newest key is kept");

@@ -5,17 +5,25 @@
 //! moment; sent one by one, each pays a Redis round trip, a script setup in Redis, a
 //! socket write on each side and a reply parse. Here callers [`ScriptBatcher::call`]
 //! with their own keys and arguments and await their own reply; one task per batcher
-//! takes whatever has queued up (at most [`MAX_BATCH`] calls), sends it as one
-//! `EVALSHA` of the batched script, and answers each caller from its slot of the reply.
+//! takes whatever has queued up (at most [`MAX_BATCH`] calls, [`MAX_BATCH_ARGS`] keys and
+//! arguments and [`MAX_BATCH_BYTES`] bytes; a call larger than that goes alone), sends it
+//! as one `EVALSHA` of the batched script, and answers each caller from its slot of the
+//! reply. The caps bound how long one batch holds Redis (a script runs to its end, so a
+//! batch that outlived the client's response timeout would be answered 503 although it
+//! was written) and how far past `maxmemory` it can write (Redis checks memory once, when
+//! a script starts).
 //! While a batch is out, the next one gathers: batches grow with the load by themselves,
 //! and an idle gateway sends a lone call at once, without waiting for company.
 //!
 //! The batched script ([`batched_script`]) runs the single-call body once per call, each
-//! under `pcall`: a call that fails (a key of the wrong type, out of memory) answers an
-//! error for itself alone and the calls around it go on, exactly as separate scripts
-//! would. All calls of one batcher touch keys of one hash tag (one batcher per shard).
+//! under `pcall` (its `KEYS` and `ARGV` tables built inside it too, so that nothing of a
+//! call can fail outside): a call that fails (a key of the wrong type, out of memory)
+//! answers an error for itself alone and the calls around it go on, as separate scripts
+//! would; what the failing call wrote before its error stays written, also as with a
+//! separate script. All calls of one batcher touch keys of one hash tag (one batcher per
+//! shard).
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use redis::aio::ConnectionManager;
 use redis::{Script, Value};
@@ -23,8 +31,13 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{StoreError, StoreResult};
 
-/// Most calls sent in one batch (bounds how long one script holds Redis: ~10 ms).
+/// Most calls sent in one batch.
 pub const MAX_BATCH: usize = 256;
+/// Most keys and arguments in one batch (an ingest of one event to one endpoint has 19;
+/// each further endpoint adds 4, each costing Redis some 60 µs to write).
+pub const MAX_BATCH_ARGS: usize = 2_048;
+/// Most bytes of keys and arguments in one batch.
+pub const MAX_BATCH_BYTES: usize = 1 << 20;
 
 /// One script call: its keys and arguments, as the single-call script would take them.
 #[derive(Debug, Default)]
@@ -37,6 +50,17 @@ impl ScriptCall {
     /// An empty call.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// How many keys and arguments it has.
+    fn arg_count(&self) -> usize {
+        self.keys.len() + self.args.len()
+    }
+
+    /// How many bytes its keys and arguments hold.
+    fn byte_count(&self) -> usize {
+        let keys: usize = self.keys.iter().map(String::len).sum();
+        keys + self.args.iter().map(Vec::len).sum::<usize>()
     }
 
     /// Adds a key (`KEYS[n]`).
@@ -63,10 +87,18 @@ pub fn batched_script(body: &str) -> Script {
 local function one(KEYS, ARGV)
 {body}
 end
+-- a call's KEYS and ARGV, copied inside the pcall (a Lua unpack of thousands of values
+-- would fail, and outside the pcall it would fail the whole batch)
+local function run(k, nk, a, na)
+  local keys, args = {{}}, {{}}
+  for i = 1, nk do keys[i] = KEYS[k + i] end
+  for i = 1, na do args[i] = ARGV[a + i] end
+  return one(keys, args)
+end
 local out, k, a = {{}}, 0, 1
 while a <= #ARGV do
   local nk, na = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
-  local ok, reply = pcall(one, {{unpack(KEYS, k + 1, k + nk)}}, {{unpack(ARGV, a + 2, a + 1 + na)}})
+  local ok, reply = pcall(run, k, nk, a + 1, na)
   if ok then
     out[#out + 1] = {{1, reply}}
   else
@@ -83,47 +115,57 @@ return out
 }
 
 type Reply = oneshot::Sender<StoreResult<Value>>;
+type Queued = (ScriptCall, Reply);
 
 /// Sends the script calls made concurrently as one batched script call (see the module
 /// docs). Cheap to share: callers hold it behind an `Arc`.
 pub struct ScriptBatcher {
     script: &'static Script,
     conn: ConnectionManager,
-    queue: mpsc::UnboundedSender<(ScriptCall, Reply)>,
-    /// The receiving end until the sending task starts (on first use, so that the batcher
-    /// can be built outside a runtime); the task ends once every sender is gone.
-    pending: Mutex<Option<mpsc::UnboundedReceiver<(ScriptCall, Reply)>>>,
-    started: OnceLock<()>,
+    /// The sending task's queue; started on first use (so that the batcher can be built
+    /// outside a runtime) and again if the task ever ends (its runtime shut down).
+    queue: Mutex<Option<mpsc::UnboundedSender<Queued>>>,
 }
 
 impl ScriptBatcher {
     /// A batcher of `script` (made by [`batched_script`]) over `conn`.
     pub fn new(script: &'static Script, conn: ConnectionManager) -> Self {
-        let (queue, pending) = mpsc::unbounded_channel();
         Self {
             script,
             conn,
-            queue,
-            pending: Mutex::new(Some(pending)),
-            started: OnceLock::new(),
+            queue: Mutex::new(None),
         }
     }
 
     /// Runs one call in the next batch and returns its own reply (or its own error).
     pub async fn call(&self, call: ScriptCall) -> StoreResult<Value> {
-        self.started.get_or_init(|| {
-            let pending = self.pending.lock().ok().and_then(|mut p| p.take());
-            if let Some(pending) = pending {
-                tokio::spawn(send_batches(self.script, self.conn.clone(), pending));
-            }
-        });
         let (reply, answer) = oneshot::channel();
-        self.queue
+        self.sender()?
             .send((call, reply))
             .map_err(|_| gone("the batch sender has stopped"))?;
         answer
             .await
             .map_err(|_| gone("the batch sender stopped before answering"))?
+    }
+
+    /// The running task's queue, starting a task if there is none (or it has ended).
+    fn sender(&self) -> StoreResult<mpsc::UnboundedSender<Queued>> {
+        let mut queue = self
+            .queue
+            .lock()
+            .map_err(|_| gone("the batch queue is poisoned"))?;
+        match queue.as_ref() {
+            Some(sender) if !sender.is_closed() => Ok(sender.clone()),
+            _ => {
+                if queue.is_some() {
+                    tracing::warn!("the batch sender had stopped; starting another");
+                }
+                let (sender, receiver) = mpsc::unbounded_channel();
+                tokio::spawn(send_batches(self.script, self.conn.clone(), receiver));
+                *queue = Some(sender.clone());
+                Ok(sender)
+            }
+        }
     }
 }
 
@@ -136,11 +178,18 @@ fn gone(what: &'static str) -> StoreError {
 async fn send_batches(
     script: &'static Script,
     mut conn: ConnectionManager,
-    mut queue: mpsc::UnboundedReceiver<(ScriptCall, Reply)>,
+    mut queue: mpsc::UnboundedReceiver<Queued>,
 ) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let (calls, replies): (Vec<ScriptCall>, Vec<Reply>) = batch.drain(..).unzip();
+    let mut carry = None;
+    loop {
+        let first = match carry.take() {
+            Some(first) => first,
+            None => match queue.recv().await {
+                Some(first) => first,
+                None => return,
+            },
+        };
+        let (calls, replies) = gather(first, &mut queue, &mut carry);
         match run_batch(script, &mut conn, calls).await {
             Ok(answers) => {
                 for (reply, answer) in replies.into_iter().zip(answers) {
@@ -154,6 +203,30 @@ async fn send_batches(
             }
         }
     }
+}
+
+/// `first` and whatever else is queued, up to the batch caps; the call that would pass
+/// them is left in `carry` for the next batch (a call past the caps on its own goes alone).
+fn gather(
+    first: Queued,
+    queue: &mut mpsc::UnboundedReceiver<Queued>,
+    carry: &mut Option<Queued>,
+) -> (Vec<ScriptCall>, Vec<Reply>) {
+    let (mut args, mut bytes) = (first.0.arg_count(), first.0.byte_count());
+    let (mut calls, mut replies) = (vec![first.0], vec![first.1]);
+    while calls.len() < MAX_BATCH {
+        let Ok(next) = queue.try_recv() else { break };
+        let (next_args, next_bytes) = (next.0.arg_count(), next.0.byte_count());
+        if args + next_args > MAX_BATCH_ARGS || bytes + next_bytes > MAX_BATCH_BYTES {
+            *carry = Some(next);
+            break;
+        }
+        args += next_args;
+        bytes += next_bytes;
+        calls.push(next.0);
+        replies.push(next.1);
+    }
+    (calls, replies)
 }
 
 /// One round trip for a batch: each call's own reply, in order. The outer error is the

@@ -159,7 +159,8 @@ impl Store {
             return Ok(None);
         }
         let hash = hash_token(api_key);
-        if let Some(record) = self.api_keys.get(&hash, Instant::now()) {
+        let looked_up_at = Instant::now();
+        if let Some(record) = self.api_keys.get(&hash, looked_up_at) {
             return Ok(Some(record));
         }
         let mut conn = self.conn();
@@ -168,7 +169,7 @@ impl Store {
             return Ok(None);
         };
         let record: KeyRecord = serde_json::from_str(&raw)?;
-        self.api_keys.put(&hash, &record, Instant::now());
+        self.api_keys.put(&hash, &record, looked_up_at);
         Ok(Some(record))
     }
 }
