@@ -46,7 +46,8 @@ impl Store {
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
         for job in jobs {
-            pipe.hgetall(self.keys.log(&job.tenant, &job.msg))
+            // The log's state only, not the request a previous attempt stored.
+            pipe.hmget(self.keys.log(&job.tenant, &job.msg), &LOG_FIELDS[..])
                 .hgetall(self.keys.event(&job.tenant, &job.event));
         }
         for tenant in &tenants {
@@ -80,6 +81,9 @@ impl Store {
     }
 }
 
+/// The log fields a delivery reads.
+const LOG_FIELDS: [&str; 4] = ["status", "attempts", "endpoint_id", "manual"];
+
 /// One job's three replies, each of which may be that job's own error.
 fn parse_delivery(
     job: &Job,
@@ -88,8 +92,8 @@ fn parse_delivery(
     version: redis::RedisResult<redis::Value>,
 ) -> StoreResult<Option<DeliveryInput>> {
     let (log, event, version) = (log?, event?, version?);
-    let log: HashMap<String, String> =
-        redis::from_redis_value(log).map_err(redis::RedisError::from)?;
+    let log: Vec<Option<String>> = redis::from_redis_value(log).map_err(redis::RedisError::from)?;
+    let log = super::logs::present_fields(&LOG_FIELDS, log);
     let event: HashMap<String, String> =
         redis::from_redis_value(event).map_err(redis::RedisError::from)?;
     let version: Option<u64> = redis::from_redis_value(version).map_err(redis::RedisError::from)?;

@@ -119,9 +119,14 @@ impl Store {
         let mut conn = self.conn();
         let mut pipe = redis::pipe();
         for id in ids {
-            pipe.hgetall(self.keys.log(tenant, id));
+            // The summary fields only: not the request as sent (up to 64 KiB a log).
+            pipe.hmget(self.keys.log(tenant, id), &SUMMARY_FIELDS[..]);
         }
-        let logs: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
+        let logs: Vec<Vec<Option<String>>> = pipe.query_async(&mut conn).await?;
+        let logs: Vec<HashMap<String, String>> = logs
+            .into_iter()
+            .map(|values| present_fields(&SUMMARY_FIELDS, values))
+            .collect();
         let mut pipe = redis::pipe();
         for fields in &logs {
             let event = fields.get("event_id").cloned().unwrap_or_default();
@@ -167,6 +172,30 @@ impl Store {
             request,
         })
     }
+}
+
+/// The log fields a summary shows (HMGET: never the stored request).
+const SUMMARY_FIELDS: [&str; 8] = [
+    "event_id",
+    "event_type",
+    "endpoint_id",
+    "created_at_ms",
+    "status",
+    "attempts",
+    "next_attempt_at_ms",
+    "last_error",
+];
+
+/// The fields an HMGET found, by name (empty when the hash does not exist).
+pub(super) fn present_fields(
+    names: &[&str],
+    values: Vec<Option<String>>,
+) -> HashMap<String, String> {
+    names
+        .iter()
+        .zip(values)
+        .filter_map(|(name, value)| value.map(|v| ((*name).to_string(), v)))
+        .collect()
 }
 
 fn entry_from(
