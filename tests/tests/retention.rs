@@ -25,11 +25,12 @@ async fn events_and_logs_expire_and_indexes_are_trimmed() {
     let client = redis::Client::open(redis_url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let retention = 30 * 86_400;
-    for key in [
-        keys.event(&api.id, &event),
-        keys.log(&api.id, &log),
-        keys.attempts(&api.id, &log),
-    ] {
+    let legacy_list: bool = conn.exists(keys.attempts(&api.id, &log)).await.unwrap();
+    assert!(
+        !legacy_list,
+        "attempts live in the log hash, not in a key of their own"
+    );
+    for key in [keys.event(&api.id, &event), keys.log(&api.id, &log)] {
         let ttl: i64 = conn.ttl(&key).await.unwrap();
         assert!(
             ttl > retention - 60 && ttl <= retention,
@@ -143,11 +144,12 @@ async fn a_retry_due_after_the_retention_still_finds_its_log() {
     gw.stop().await;
 }
 
-/// The outcome script keeps the newest 100 attempts of a delivery, and every key it
-/// creates (the attempts list, the hourly stats hash) gets its TTL in the same step,
-/// however many outcomes it records.
+/// The outcome script keeps the newest 100 attempts of a delivery in its log, the log
+/// reader also shows the attempts an older gateway kept in a list of their own, and the
+/// one key the script may create (the hourly stats hash) gets its TTL in the same step.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recorded_attempts_are_capped_at_100_and_every_key_has_a_ttl() {
+    use gateway::model::log::Attempt;
     use gateway::queue::{Completion, Queue};
 
     let prefix = gateway_e2e::unique_prefix();
@@ -157,10 +159,35 @@ async fn recorded_attempts_are_capped_at_100_and_every_key_has_a_ttl() {
     let mut reader = client.get_connection_manager().await.unwrap();
     let queue = Queue::new(conn.clone(), keys.clone(), "t1".into(), 60_000, 5, 3_600);
     queue.ensure_groups().await.unwrap();
-    let (tenant, msg, event) = ("ten_cap", "msg_cap", "evt_cap");
+    let store = Store::new(
+        client.clone(),
+        conn.clone(),
+        keys.clone(),
+        Duration::from_secs(3_600),
+    );
+    let (tenant, msg, event) = ("ten_cap", "msg_01KCAPCAPCAPCAPCAPCAPCAPCA", "evt_cap");
+    let record = |label: &str| {
+        serde_json::to_string(&Attempt {
+            at: "2026-11-21T00:00:00Z".into(),
+            status_code: Some(500),
+            latency_ms: 1,
+            response: None,
+            error_code: Some("http_status".into()),
+            error: Some(label.to_string()),
+        })
+        .unwrap()
+    };
     let mut conn = conn;
     let _: () = conn
         .hset(keys.log(tenant, msg), "status", "pending")
+        .await
+        .unwrap();
+    // two attempts as a gateway before 2026-11-21 recorded them, in a list of their own
+    let _: () = conn
+        .rpush(
+            keys.attempts(tenant, msg),
+            &[record("legacy 1"), record("legacy 2")],
+        )
         .await
         .unwrap();
     for n in 1..=102u32 {
@@ -185,7 +212,7 @@ async fn recorded_attempts_are_capped_at_100_and_every_key_has_a_ttl() {
             status: "pending",
             attempts: n,
             retry_at_ms: None,
-            attempt: Some(format!(r#"{{"n":{n}}}"#)),
+            attempt: Some(record(&format!("n={n}"))),
             request: None,
             last_error: None,
             stats: Some(("ep_cap".into(), "attempt_failed")),
@@ -193,15 +220,25 @@ async fn recorded_attempts_are_capped_at_100_and_every_key_has_a_ttl() {
         };
         assert!(queue.complete(&job, &done).await.unwrap().is_some());
     }
-    let attempts: Vec<String> = conn
-        .lrange(keys.attempts(tenant, msg), 0, -1)
-        .await
-        .unwrap();
-    assert_eq!(attempts.len(), 100);
-    assert_eq!(attempts[0], r#"{"n":3}"#, "the oldest two were dropped");
-    assert_eq!(attempts[99], r#"{"n":102}"#);
-    let list_ttl: i64 = conn.ttl(keys.attempts(tenant, msg)).await.unwrap();
-    assert!(list_ttl > 0, "attempts list TTL {list_ttl}");
+    let detail = store.get_log(tenant, msg).await.unwrap();
+    let labels: Vec<String> = detail
+        .attempt_details
+        .iter()
+        .map(|a| a.error.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        labels.len(),
+        102,
+        "2 listed + the newest 100 of 102 recorded"
+    );
+    assert_eq!(
+        labels[..3],
+        ["legacy 1", "legacy 2", "n=3"],
+        "the oldest two were dropped"
+    );
+    assert_eq!(labels[101], "n=102");
+    let fields: Vec<String> = conn.hkeys(keys.log(tenant, msg)).await.unwrap();
+    assert_eq!(fields.iter().filter(|f| f.starts_with("a:")).count(), 100);
     let hour = gateway::store::time::now_ms() / 3_600_000;
     let stats = keys.endpoint_stats(tenant, "ep_cap", hour);
     let counted: u32 = conn.hget(&stats, "attempt_failed").await.unwrap();

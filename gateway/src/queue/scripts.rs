@@ -6,8 +6,10 @@ use redis::Script;
 
 use crate::store::group_commit::batched_script;
 
-/// Records an outcome and acknowledges the job in one step.
-/// KEYS: log, attempts, jobs stream, delayed zset, endpoint stats hash, endpoint health key, event.
+/// Records an outcome and acknowledges the job in one step. The attempt record goes into
+/// the log hash as field `a:<attempt number>`; KEYS[2], the attempts list where gateways
+/// before 2026-11-21 kept them, only has its TTL kept in step with its log.
+/// KEYS: log, legacy attempts list, jobs stream, delayed zset, endpoint stats hash, endpoint health key, event.
 /// ARGV: entry, group, status, attempts, retry-at ms or "", attempt JSON or "", request JSON or "",
 ///       last error or "", delayed member, ttl secs, stats field or "", health ("ok", "fail" or ""), now ms.
 /// Returns -1 when the entry was no longer pending (another worker finished it), else the time
@@ -21,17 +23,20 @@ redis.call('XDEL', KEYS[3], ARGV[1])
 if acked == 0 then return -1 end
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local ttl = tonumber(ARGV[10])
+local fields = {'status', ARGV[3], 'attempts', ARGV[4], 'next_attempt_at_ms', ARGV[5], 'last_error', ARGV[8]}
 if ARGV[7] ~= '' then
-  redis.call('HSET', KEYS[1], 'status', ARGV[3], 'attempts', ARGV[4], 'next_attempt_at_ms', ARGV[5], 'last_error', ARGV[8], 'request', ARGV[7])
-else
-  redis.call('HSET', KEYS[1], 'status', ARGV[3], 'attempts', ARGV[4], 'next_attempt_at_ms', ARGV[5], 'last_error', ARGV[8])
+  fields[#fields + 1] = 'request'
+  fields[#fields + 1] = ARGV[7]
 end
+local number = tonumber(ARGV[4])
 if ARGV[6] ~= '' then
-  -- the newest 100 attempts are kept; the list lives as long as its log (below for retries)
-  local kept = redis.call('RPUSH', KEYS[2], ARGV[6])
-  if kept > 100 then redis.call('LTRIM', KEYS[2], -100, -1) end
-  if kept == 1 then redis.call('EXPIRE', KEYS[2], ttl) end
+  -- attempt n is the log's field a:<n>, so it lives exactly as long as its log; the
+  -- newest 100 are kept
+  fields[#fields + 1] = 'a:' .. number
+  fields[#fields + 1] = ARGV[6]
 end
+redis.call('HSET', KEYS[1], unpack(fields))
+if ARGV[6] ~= '' and number > 100 then redis.call('HDEL', KEYS[1], 'a:' .. (number - 100)) end
 if ARGV[5] ~= '' then
   redis.call('ZADD', KEYS[4], ARGV[5], ARGV[9])
   -- a retry due after the retention would find its log gone: keep log, attempts

@@ -15,8 +15,8 @@
 //! | `{S}:t:<tid>:endpoints:ver` | string | counter bumped on every endpoint change; ingest checks it | endpoint API | never |
 //! | `{S}:t:<tid>:evt:<evt>` | hash | event: type, channel, payload, created_at, deliveries | ingest | TTL (retention) |
 //! | `{S}:t:<tid>:idem:<sha256>` | string | event id for an `Idempotency-Key` | ingest | TTL 24 h |
-//! | `{S}:t:<tid>:log:<msg>` | hash | delivery log: status, attempts, next attempt, request as sent | ingest, worker | TTL (retention) |
-//! | `{S}:t:<tid>:log:<msg>:attempts` | list | one JSON record per attempt | worker | TTL (retention) |
+//! | `{S}:t:<tid>:log:<msg>` | hash | delivery log: status, attempts, next attempt, request as sent, and attempt `n`'s JSON record as field `a:<n>` (the newest 100) | ingest, worker | TTL (retention) |
+//! | `{S}:t:<tid>:log:<msg>:attempts` | list | legacy: attempt records of logs written before 2026-11-21 (read, TTL kept, never written) | - | TTL (retention) |
 //! | `{S}:t:<tid>:logs` | zset (lex) | every delivery log id, time-ordered | ingest | janitor (retention) |
 //! | `{S}:t:<tid>:ep:<ep>:logs` | zset (lex) | that endpoint's log ids | ingest | janitor, endpoint delete |
 //! | `{S}:t:<tid>:ep:<ep>:stats:<hour>` | hash | outcome → count for that hour | worker (with the outcome) | TTL 8 days |
@@ -127,7 +127,7 @@ impl Keys {
         format!("{}:log:{}", self.tenant_base(tenant), msg)
     }
 
-    /// One delivery log's attempts.
+    /// One delivery log's attempts list (legacy: see the table above).
     pub fn attempts(&self, tenant: &str, msg: &str) -> String {
         format!("{}:log:{}:attempts", self.tenant_base(tenant), msg)
     }

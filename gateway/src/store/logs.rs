@@ -153,16 +153,16 @@ impl Store {
             .flatten()
             .ok_or(StoreError::NotFound)?;
         let mut conn = self.conn();
-        let (attempts, request): (Vec<String>, Option<String>) = redis::pipe()
+        let (legacy, mut fields): (Vec<String>, HashMap<String, String>) = redis::pipe()
             .lrange(self.keys.attempts(tenant, id), 0, -1)
-            .hget(self.keys.log(tenant, id), "request")
+            .hgetall(self.keys.log(tenant, id))
             .query_async(&mut conn)
             .await?;
-        let attempt_details = attempts
+        let attempt_details = attempt_records(legacy, &fields)
             .iter()
             .map(|a| serde_json::from_str::<Attempt>(a))
             .collect::<Result<Vec<_>, _>>()?;
-        let request = match request.filter(|r| !r.is_empty()) {
+        let request = match fields.remove("request").filter(|r| !r.is_empty()) {
             Some(raw) => Some(serde_json::from_str::<SentRequest>(&raw)?),
             None => None,
         };
@@ -172,6 +172,22 @@ impl Store {
             request,
         })
     }
+}
+
+/// A log's attempt records, oldest first: those in the attempts list (written by
+/// gateways before 2026-11-21), then the log's `a:<n>` fields in attempt order.
+fn attempt_records(legacy: Vec<String>, fields: &HashMap<String, String>) -> Vec<String> {
+    let mut numbered: Vec<(u64, &String)> = fields
+        .iter()
+        .filter_map(|(name, record)| {
+            let n = name.strip_prefix("a:")?.parse().ok()?;
+            Some((n, record))
+        })
+        .collect();
+    numbered.sort_unstable_by_key(|(n, _)| *n);
+    let mut records = legacy;
+    records.extend(numbered.into_iter().map(|(_, record)| record.clone()));
+    records
 }
 
 /// The log fields a summary shows (HMGET: never the stored request).
@@ -224,4 +240,26 @@ fn entry_from(
             .and_then(|p| serde_json::from_str(p).ok())
             .unwrap_or(Value::Null),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attempts_come_oldest_first_listed_ones_before_numbered_ones() {
+        let fields: HashMap<String, String> = [
+            ("a:10", "ten"),
+            ("a:9", "nine"),
+            ("a:11", "eleven"),
+            ("status", "pending"),
+            ("attempts", "11"),
+            ("a:x", "not an attempt"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let records = attempt_records(vec!["one".into(), "two".into()], &fields);
+        assert_eq!(records, ["one", "two", "nine", "ten", "eleven"]);
+    }
 }
