@@ -41,35 +41,43 @@ pub fn parse_or_default<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T
     }
 }
 
-/// Parses JSON text into `T` with the error contract above. The text is checked for
-/// syntax first (without building anything), so a body that is both malformed and of the
-/// wrong shape is a 400; then `T` is read straight from the text, with no intermediate
-/// `serde_json::Value` (an event payload kept as raw text is never parsed into a tree).
+/// Parses JSON text into `T` with the error contract above. `T` is read straight from the
+/// text, with no intermediate `serde_json::Value` (an event payload kept as raw text is
+/// never parsed into a tree); only when that fails on the shape is the text checked for
+/// syntax as well, so a body that is both malformed and of the wrong shape is a 400.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
-        .map_err(|e| ApiError::MalformedJson(format!("body is not valid JSON: {e}")))?;
+    let malformed =
+        |e: &dyn std::fmt::Display| ApiError::MalformedJson(format!("body is not valid JSON: {e}"));
     // Raw parts (an event payload) are not parsed into a tree here, so serde_json's own
     // depth limit would not see them; whoever parses them later (the event API, plugins)
     // would. The whole body keeps the limit a tree parse has.
     if nesting_depth(bytes) >= MAX_DEPTH {
-        return Err(ApiError::MalformedJson(format!(
-            "body is not valid JSON: nested {MAX_DEPTH} levels deep or more"
+        return Err(malformed(&format!(
+            "nested {MAX_DEPTH} levels deep or more"
         )));
     }
     let mut text = serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(&mut text).map_err(|e| {
-        if e.inner().classify() != serde_json::error::Category::Data {
-            // nesting past serde_json's limit, which the syntax pass does not count
-            return ApiError::MalformedJson(format!("body is not valid JSON: {}", e.inner()));
+    match serde_path_to_error::deserialize(&mut text) {
+        Ok(value) => {
+            text.end().map_err(|e| malformed(&e))?;
+            Ok(value)
         }
-        let path = e.path().to_string();
-        let field = if path == "." {
-            "body".to_string()
-        } else {
-            path
-        };
-        ApiError::invalid(field, e.into_inner().to_string())
-    })
+        Err(e) if e.inner().classify() != serde_json::error::Category::Data => {
+            Err(malformed(e.inner()))
+        }
+        Err(e) => {
+            if let Err(syntax) = serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+                return Err(malformed(&syntax));
+            }
+            let path = e.path().to_string();
+            let field = if path == "." {
+                "body".to_string()
+            } else {
+                path
+            };
+            Err(ApiError::invalid(field, e.into_inner().to_string()))
+        }
+    }
 }
 
 /// A body nested this deep is refused, as serde_json refuses to parse it into a tree
@@ -134,6 +142,19 @@ mod tests {
             parse::<std::collections::HashMap<String, Box<serde_json::value::RawValue>>>(
                 raw_payload.as_bytes()
             ),
+            Err(ApiError::MalformedJson(_))
+        ));
+    }
+
+    #[test]
+    fn a_body_both_malformed_and_misshapen_is_malformed() {
+        // the shape error comes first in the text, the syntax error after it
+        assert!(matches!(
+            parse::<EndpointCreate>(br#"{"url": 5, "#),
+            Err(ApiError::MalformedJson(_))
+        ));
+        assert!(matches!(
+            parse::<EndpointCreate>(br#"{"url": "https://x.io"} trailing"#),
             Err(ApiError::MalformedJson(_))
         ));
     }

@@ -23,7 +23,7 @@
 //! separate script. All calls of one batcher touch keys of one hash tag (one batcher per
 //! shard).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use redis::aio::ConnectionManager;
 use redis::{Script, Value};
@@ -118,7 +118,7 @@ type Reply = oneshot::Sender<StoreResult<Value>>;
 type Queued = (ScriptCall, Reply);
 
 /// Sends the script calls made concurrently as one batched script call (see the module
-/// docs). Cheap to share: callers hold it behind an `Arc`.
+/// docs).
 pub struct ScriptBatcher {
     script: &'static Script,
     conn: ConnectionManager,
@@ -189,20 +189,30 @@ async fn send_batches(
                 None => return,
             },
         };
-        let (calls, replies) = gather(first, &mut queue, &mut carry);
-        match run_batch(script, &mut conn, calls).await {
+        let batch = gather(first, &mut queue, &mut carry);
+        match run_batch(script, &mut conn, &batch).await {
             Ok(answers) => {
-                for (reply, answer) in replies.into_iter().zip(answers) {
+                for (reply, answer) in batch.replies.into_iter().zip(answers) {
                     let _ = reply.send(answer);
                 }
             }
             Err(e) => {
-                for reply in replies {
+                for reply in batch.replies {
                     let _ = reply.send(Err(e.for_caller()));
                 }
             }
         }
     }
+}
+
+/// Calls gathered for one round trip, with their size.
+struct Batch {
+    calls: Vec<ScriptCall>,
+    replies: Vec<Reply>,
+    /// Keys and arguments of all calls.
+    args: usize,
+    /// Bytes of all keys and arguments.
+    bytes: usize,
 }
 
 /// `first` and whatever else is queued, up to the batch caps; the call that would pass
@@ -211,22 +221,26 @@ fn gather(
     first: Queued,
     queue: &mut mpsc::UnboundedReceiver<Queued>,
     carry: &mut Option<Queued>,
-) -> (Vec<ScriptCall>, Vec<Reply>) {
-    let (mut args, mut bytes) = (first.0.arg_count(), first.0.byte_count());
-    let (mut calls, mut replies) = (vec![first.0], vec![first.1]);
-    while calls.len() < MAX_BATCH {
+) -> Batch {
+    let mut batch = Batch {
+        args: first.0.arg_count(),
+        bytes: first.0.byte_count(),
+        calls: vec![first.0],
+        replies: vec![first.1],
+    };
+    while batch.calls.len() < MAX_BATCH {
         let Ok(next) = queue.try_recv() else { break };
-        let (next_args, next_bytes) = (next.0.arg_count(), next.0.byte_count());
-        if args + next_args > MAX_BATCH_ARGS || bytes + next_bytes > MAX_BATCH_BYTES {
+        let (args, bytes) = (next.0.arg_count(), next.0.byte_count());
+        if batch.args + args > MAX_BATCH_ARGS || batch.bytes + bytes > MAX_BATCH_BYTES {
             *carry = Some(next);
             break;
         }
-        args += next_args;
-        bytes += next_bytes;
-        calls.push(next.0);
-        replies.push(next.1);
+        batch.args += args;
+        batch.bytes += bytes;
+        batch.calls.push(next.0);
+        batch.replies.push(next.1);
     }
-    (calls, replies)
+    batch
 }
 
 /// One round trip for a batch: each call's own reply, in order. The outer error is the
@@ -234,30 +248,22 @@ fn gather(
 async fn run_batch(
     script: &Script,
     conn: &mut ConnectionManager,
-    calls: Vec<ScriptCall>,
+    batch: &Batch,
 ) -> Result<Vec<StoreResult<Value>>, BatchError> {
+    let calls = &batch.calls;
     let count = calls.len();
     // The EVALSHA built straight from the calls: each key and argument is copied once,
     // into the command (a `ScriptInvocation` would copy everything twice more).
     let keys: usize = calls.iter().map(|c| c.keys.len()).sum();
-    let bytes: usize = calls
-        .iter()
-        .flat_map(|c| {
-            c.keys
-                .iter()
-                .map(String::len)
-                .chain(c.args.iter().map(Vec::len))
-        })
-        .sum();
-    let args = calls.iter().map(|c| 2 + c.args.len()).sum::<usize>();
-    let mut cmd = redis::Cmd::with_capacity(3 + keys + args, bytes + 64 + 8 * count);
+    let mut cmd =
+        redis::Cmd::with_capacity(3 + batch.args + 2 * count, batch.bytes + 64 + 8 * count);
     cmd.arg("EVALSHA").arg(script.get_hash()).arg(keys);
-    for call in &calls {
+    for call in calls.iter() {
         for key in &call.keys {
             cmd.arg(key.as_bytes());
         }
     }
-    for call in &calls {
+    for call in calls.iter() {
         cmd.arg(call.keys.len()).arg(call.args.len());
         for arg in &call.args {
             cmd.arg(arg.as_slice());
@@ -327,14 +333,14 @@ impl BatchError {
 }
 
 /// Per-shard batchers of one script.
-pub struct ShardBatchers(Vec<Arc<ScriptBatcher>>);
+pub struct ShardBatchers(Vec<ScriptBatcher>);
 
 impl ShardBatchers {
     /// One batcher of `script` per shard, all over `conn`.
     pub fn new(script: &'static Script, conn: &ConnectionManager, shards: u16) -> Self {
         Self(
             (0..shards.max(1))
-                .map(|_| Arc::new(ScriptBatcher::new(script, conn.clone())))
+                .map(|_| ScriptBatcher::new(script, conn.clone()))
                 .collect(),
         )
     }

@@ -141,23 +141,22 @@ impl Store {
             .collect())
     }
 
-    /// One log with its attempts and the request as sent.
+    /// One log with its attempts and the request as sent: the whole log hash read once.
     pub async fn get_log(&self, tenant: &str, id: &str) -> StoreResult<LogDetail> {
         if !ids::is_valid(IdKind::Message, id) {
             return Err(StoreError::NotFound);
         }
-        let entry = self
-            .load_entries(tenant, &[id.to_string()])
-            .await?
-            .pop()
-            .flatten()
-            .ok_or(StoreError::NotFound)?;
         let mut conn = self.conn();
         let (legacy, mut fields): (Vec<String>, HashMap<String, String>) = redis::pipe()
             .lrange(self.keys.attempts(tenant, id), 0, -1)
             .hgetall(self.keys.log(tenant, id))
             .query_async(&mut conn)
             .await?;
+        let event = fields.get("event_id").cloned().unwrap_or_default();
+        let payload: Option<String> = conn
+            .hget(self.keys.event(tenant, &event), "payload")
+            .await?;
+        let entry = entry_from(id, &fields, payload.as_deref()).ok_or(StoreError::NotFound)?;
         let attempt_details = attempt_records(legacy, &fields)
             .iter()
             .map(|a| serde_json::from_str::<Attempt>(a))
