@@ -286,6 +286,32 @@ async fn the_payload_arrives_with_its_keys_in_the_order_sent() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_payload_arrives_byte_for_byte_as_sent() {
+    let gw = TestGateway::start().await;
+    let api = gw.tenant().await;
+    let rx = Receiver::start().await;
+    api.endpoint(json!({"url": rx.url("/")})).await;
+    // whitespace, a number's spelling, an escape and a repeated key: a parse and
+    // re-serialization would change each of them
+    let payload = br#"{ "n": 1.50,  "e": "caf\u00e9", "k": 1, "k": 2 }"#;
+    let mut body = br#"{"type":"x","payload":"#.to_vec();
+    body.extend_from_slice(payload);
+    body.push(b'}');
+    let (status, _) = api
+        .raw(
+            "POST",
+            "/v1/events",
+            &[("content-type", "application/json")],
+            body,
+        )
+        .await;
+    assert_eq!(status, 202);
+    let got = rx.wait_for(1, WAIT).await;
+    assert_eq!(&got[0].body[..], &payload[..]);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotation_grace_is_bounded_and_at_most_ten_old_secrets_sign() {
     let gw = TestGateway::start().await;
     let api = gw.tenant().await;
