@@ -34,18 +34,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context, Result};
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
-use axum::Router;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use bytes::Bytes;
 use hmac::{Hmac, Mac};
+use hyper::{HeaderMap, StatusCode};
 use serde_json::{json, Value};
 use sha2::Sha256;
-use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
+
+mod bare_http;
+use bare_http::{Arrival, Connection, Target};
 
 /// Every scenario, in the order they run.
 const ALL_SCENARIOS: &[&str] = &[
@@ -60,6 +59,9 @@ const ALL_SCENARIOS: &[&str] = &[
 
 /// One receiver answer in `SIGNATURE_SAMPLE` has its signature checked.
 const SIGNATURE_SAMPLE: u64 = 100;
+
+/// How long a producer waits for an answer before it counts a timeout.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Size of the padding field, so that an event is about 1 KB.
 const PAD_BYTES: usize = 900;
@@ -224,13 +226,18 @@ fn verify_standard(secret: &str, headers: &HeaderMap, body: &[u8]) -> bool {
         .any(|s| s.strip_prefix("v1,") == Some(expected.as_str()))
 }
 
-async fn receive(
-    State(state): State<Arc<ReceiverState>>,
-    Path(endpoint): Path<usize>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> StatusCode {
+/// The receiver's handler: counts the arrival, checks a sample of signatures, records
+/// the latency from the `sent_at_ns` in the body.
+fn receive(state: &ReceiverState, arrival: Arrival<'_>) -> StatusCode {
     let at = now_ns();
+    let Some(endpoint) = arrival
+        .path
+        .strip_prefix("/hook/")
+        .and_then(|n| n.parse::<usize>().ok())
+    else {
+        return StatusCode::NOT_FOUND;
+    };
+    let body = &arrival.body;
     let n = state.arrivals.fetch_add(1, Ordering::Relaxed);
     if n % SIGNATURE_SAMPLE == 0 {
         let secret = state
@@ -240,13 +247,13 @@ async fn receive(
             .and_then(|s| s.get(endpoint).cloned());
         if let Some(secret) = secret {
             state.signatures_checked.fetch_add(1, Ordering::Relaxed);
-            if !verify_standard(&secret, &headers, &body) {
+            if !verify_standard(&secret, arrival.headers, body) {
                 state.signatures_bad.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
-    let seq = scan_u64(&body, b"\"seq\"");
-    let sent = scan_u64(&body, b"\"sent_at_ns\"");
+    let seq = scan_u64(body, b"\"seq\"");
+    let sent = scan_u64(body, b"\"sent_at_ns\"");
     let Ok(mut seen) = state.seen.lock() else {
         return StatusCode::INTERNAL_SERVER_ERROR;
     };
@@ -271,18 +278,10 @@ async fn receive(
 }
 
 async fn start_receiver() -> Result<(String, Arc<ReceiverState>)> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
     let state = Arc::new(ReceiverState::default());
-    let app = Router::new()
-        .route("/hook/{endpoint}", post(receive))
-        .with_state(state.clone());
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            eprintln!("bench: receiver stopped: {e}");
-        }
-    });
-    Ok((format!("http://{addr}"), state))
+    let handler_state = state.clone();
+    let base = bare_http::serve(move |arrival| receive(&handler_state, arrival)).await?;
+    Ok((base, state))
 }
 
 // ---------------------------------------------------------------- producers
@@ -295,30 +294,40 @@ struct Produced {
     elapsed: Duration,
 }
 
-fn event_payload(seq: u64, pad: &str) -> Value {
-    json!({"seq": seq, "sent_at_ns": now_ns(), "status": "read", "pad": pad})
+/// An event's JSON text (about 1 KB): its `seq`, the send time, and padding. With
+/// `wrap` it is the payload of a gateway event of type `bench.event`.
+fn event_body(seq: u64, pad: &str, wrap: bool) -> Bytes {
+    let payload = format!(
+        r#"{{"seq":{seq},"sent_at_ns":{},"status":"read","pad":"{pad}"}}"#,
+        now_ns()
+    );
+    Bytes::from(if wrap {
+        format!(r#"{{"type":"bench.event","payload":{payload}}}"#)
+    } else {
+        payload
+    })
 }
 
-/// Closed loop: `concurrency` tasks, each posting one event and waiting for the
-/// answer, until `duration` is up. With `rate` (events/s in all), each task
-/// also waits for its next slot, so the load stays below saturation.
+/// Closed loop: `concurrency` tasks, each with its own connection, posting one event
+/// and waiting for the answer, until `duration` is up. With `rate` (events/s in all),
+/// each task also waits for its next slot, so the load stays below saturation.
 /// With `api_key` the payload is wrapped as an event for the gateway.
 async fn produce(
-    http: &reqwest::Client,
     url: &str,
     api_key: Option<&str>,
     options: &Options,
     rate: Option<f64>,
 ) -> Result<Produced> {
+    let target = Target::parse(url, api_key)?;
+    let wrap = api_key.is_some();
     let next_seq = Arc::new(AtomicU64::new(0));
     let pad: Arc<str> = "x".repeat(PAD_BYTES).into();
     let start = Instant::now();
     let deadline = start + options.duration;
     let mut tasks = tokio::task::JoinSet::new();
     for producer in 0..options.concurrency {
-        let (http, url, next_seq, pad) =
-            (http.clone(), url.to_string(), next_seq.clone(), pad.clone());
-        let api_key = api_key.map(str::to_string);
+        let (next_seq, pad) = (next_seq.clone(), pad.clone());
+        let mut connection = Connection::new(target.clone());
         let period = rate.map(|r| Duration::from_secs_f64(options.concurrency as f64 / r.max(1.0)));
         let phase_of = producer as f64 / options.concurrency as f64;
         tasks.spawn(async move {
@@ -340,25 +349,13 @@ async fn produce(
                     }
                 }
                 let seq = next_seq.fetch_add(1, Ordering::Relaxed);
-                let payload = event_payload(seq, &pad);
-                let request = match &api_key {
-                    Some(key) => http
-                        .post(&url)
-                        .bearer_auth(key)
-                        .json(&json!({"type": "bench.event", "payload": payload})),
-                    None => http.post(&url).json(&payload),
-                };
-                let status = match request.send().await {
-                    Ok(r) => {
-                        let status = r.status();
-                        // Read the answer so the connection goes back to the pool.
-                        let _ = r.bytes().await;
-                        status.as_u16().to_string()
-                    }
-                    Err(e) if e.is_timeout() => "timeout".to_string(),
+                let body = event_body(seq, &pad, wrap);
+                let status = match connection.post_json(body, REQUEST_TIMEOUT).await {
+                    Ok(code) => code.to_string(),
+                    Err(e) if e.to_string() == "timeout" => "timeout".to_string(),
                     Err(_) => "error".to_string(),
                 };
-                if status == "202" || (api_key.is_none() && status == "200") {
+                if status == "202" || (!wrap && status == "200") {
                     accepted.push(seq);
                 } else if status == "error" {
                     // Do not spin on a refused connection.
@@ -862,14 +859,7 @@ impl Bench {
         let bench_cpu = cpu_of(std::process::id())?;
         let machine = machine_cpu();
         let start_ns = now_ns();
-        let produced = produce(
-            &self.http,
-            &format!("{base}/hook/0"),
-            None,
-            &self.options,
-            None,
-        )
-        .await?;
+        let produced = produce(&format!("{base}/hook/0"), None, &self.options, None).await?;
         let mut outcome = Outcome {
             name: "baseline".into(),
             note: "producers post straight to the receiver".into(),
@@ -972,7 +962,6 @@ impl Bench {
         };
         let start_ns = now_ns();
         let produced = produce(
-            &self.http,
             &format!("{}/v1/events", gateway.base),
             Some(&key),
             &self.options,
@@ -1044,7 +1033,6 @@ impl Bench {
         receiver.reset(1, secrets)?;
         let meter = CpuMeter::start(&mut self.redis, gateway.pid, false).await?;
         let produced = produce(
-            &self.http,
             &format!("{}/v1/events", gateway.base),
             Some(&key),
             &self.options,
