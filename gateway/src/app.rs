@@ -67,6 +67,7 @@ pub async fn run(
     };
 
     let mut tasks = tokio::task::JoinSet::new();
+    let mut handoff = None;
     if config.workers_enabled {
         let settings = WorkerSettings {
             concurrency: config.worker_concurrency,
@@ -81,6 +82,7 @@ pub async fn run(
             shutdown.clone(),
         ));
         let worker = Worker::new(store.clone(), queue.clone(), delivery.clone(), settings);
+        handoff = Some(worker.clone());
         tasks.spawn(worker.run(shutdown.clone()));
         info!(
             concurrency = config.worker_concurrency,
@@ -102,6 +104,7 @@ pub async fn run(
             max_upload_bytes: config.plugins.max_upload_bytes,
             metrics,
             default_rate_limit_per_s: config.default_rate_limit_per_s,
+            handoff,
         });
         info!(addr = %listener.local_addr()?, "api listening");
         let app = api::router(state);

@@ -70,7 +70,6 @@ pub async fn create(
     event.validate("")?;
     check_target(&state, &tenant.id, &event, "endpoint_id").await?;
     let accepted = state
-        .store
         .ingest(
             &tenant.id,
             &event,
@@ -114,11 +113,11 @@ pub async fn batch(
     let limit = state.rate_limit(&tenant);
     for (i, event) in batch.events.iter().enumerate() {
         let item_key = key.as_ref().map(|k| format!("{k}:{i}"));
-        let store = state.store.clone();
+        let state = state.clone();
         let tenant = tenant.id.clone();
         let event = event.clone();
         ingests.push(async move {
-            store
+            state
                 .ingest(&tenant, &event, item_key.as_deref(), limit)
                 .await
         });

@@ -75,9 +75,32 @@ pub struct ApiContext {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Events per second per tenant when its settings name none.
     pub default_rate_limit_per_s: Option<u32>,
+    /// This process's workers, when it runs any: ingest hands them the jobs it stores
+    /// while they have free slots.
+    pub handoff: Option<crate::delivery::worker::Worker>,
 }
 
 impl ApiContext {
+    /// Stores an event (durable when this returns) and starts the deliveries this
+    /// process's workers took over at ingest.
+    pub async fn ingest(
+        &self,
+        tenant: &str,
+        event: &crate::model::event::EventCreate,
+        idempotency_key: Option<&str>,
+        rate_limit: Option<u32>,
+    ) -> crate::store::StoreResult<crate::model::event::EventAccepted> {
+        let slots = self.handoff.as_ref().map(|w| w.handoff_slots());
+        let ingested = self
+            .store
+            .ingest(tenant, event, idempotency_key, rate_limit, slots.as_ref())
+            .await?;
+        if let (Some(worker), Some(handed)) = (&self.handoff, ingested.handed_off) {
+            worker.dispatch(tenant, &ingested.accepted.id, event, handed);
+        }
+        Ok(ingested.accepted)
+    }
+
     /// The ingest rate limit in force for `tenant`.
     pub fn rate_limit(&self, tenant: &auth::Tenant) -> Option<u32> {
         tenant

@@ -7,6 +7,10 @@
 //! acknowledged only together with its recorded outcome; if anything fails
 //! before that (Redis down, process killed), the lease expires and the job is
 //! delivered again with the same `webhook-id`.
+//!
+//! The API of the same process hands over the jobs it has just stored when slots are
+//! free ([`Worker::handoff_slots`], [`Worker::dispatch`]): they start at once, from the
+//! event in memory, with no trip through the stream (see [`crate::queue`]).
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -16,13 +20,17 @@ use rand::Rng;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use super::attempt::{attempt, AttemptReport, DeliveryContext, Verdict};
 use super::retry::{next_step, AttemptResult, NextStep};
-use crate::queue::{Completion, Job, Queue};
+use crate::model::event::EventCreate;
+use crate::plugins::PluginEvent;
+use crate::queue::{Completion, Job, Lease, Queue};
 use crate::store::deliveries::DeliveryInput;
-use crate::store::time::now_ms;
+use crate::store::events::{HandedOff, HandoffSlots};
+use crate::store::time::{now_ms, rfc3339};
 use crate::store::{Store, StoreResult};
 
 /// How long the reader waits on an empty stream before looking again.
@@ -67,14 +75,16 @@ pub struct Worker {
     ctx: DeliveryContext,
     slots: Arc<Semaphore>,
     settings: WorkerSettings,
-    in_flight: Arc<Mutex<HashSet<(u16, String)>>>,
+    in_flight: Arc<Mutex<HashSet<Job>>>,
     endpoint_slots: Arc<EndpointSlots>,
+    /// Every delivery task, read or handed off: shutdown waits for them (bounded).
+    tasks: TaskTracker,
 }
 
 /// A job whose lease the maintenance loop renews; untracked when dropped.
 struct InFlight {
-    set: Arc<Mutex<HashSet<(u16, String)>>>,
-    key: (u16, String),
+    set: Arc<Mutex<HashSet<Job>>>,
+    key: Job,
 }
 
 impl Drop for InFlight {
@@ -134,29 +144,90 @@ impl Worker {
             settings,
             in_flight: Arc::default(),
             endpoint_slots: Arc::default(),
+            tasks: TaskTracker::new(),
         }
+    }
+
+    /// The free slots of this pool, for ingest to hand its new jobs over (see
+    /// [`crate::store::events::HandoffSlots`]).
+    pub fn handoff_slots(&self) -> HandoffSlots {
+        HandoffSlots {
+            slots: self.slots.clone(),
+            lease_ms: millis(self.settings.lease),
+        }
+    }
+
+    /// Starts the deliveries that ingest just stored as leased to this process, from the
+    /// event as it was posted: no stream read and no reload of what was just written.
+    pub fn dispatch(&self, tenant: &str, event_id: &str, event: &EventCreate, handed: HandedOff) {
+        let HandedOff {
+            permits,
+            deliveries,
+            endpoints_version,
+            created_ms,
+        } = handed;
+        let plugin_event = PluginEvent {
+            id: event_id.to_string(),
+            event_type: event.event_type.clone(),
+            tenant: tenant.to_string(),
+            channel: event.channel.clone(),
+            created_at: rfc3339(created_ms),
+            payload: event.payload.get().to_string(),
+        };
+        let shard = self.queue.keys().shard_of(tenant);
+        for ((msg, endpoint_id), permit) in deliveries.into_iter().zip(permits) {
+            let job = Job {
+                shard,
+                lease: Lease::HandedOff,
+                tenant: tenant.to_string(),
+                msg,
+                event: event_id.to_string(),
+            };
+            let input = DeliveryInput {
+                status: "pending".into(),
+                attempts: 0,
+                endpoint_id,
+                manual: false,
+                event: plugin_event.clone(),
+                event_created_ms: created_ms,
+                endpoints_version,
+            };
+            self.start(job, Some(input), permit);
+        }
+    }
+
+    /// Runs one delivery in its own task, its lease renewed until it ends.
+    fn start(&self, job: Job, input: Option<DeliveryInput>, permit: OwnedSemaphorePermit) {
+        if let Ok(mut set) = self.in_flight.lock() {
+            set.insert(job.clone());
+        }
+        let worker = self.clone();
+        self.tasks.spawn(async move {
+            // Forgotten (no more lease renewal) however `process` ends, panics included.
+            let _tracked = InFlight {
+                set: worker.in_flight.clone(),
+                key: job.clone(),
+            };
+            worker.process(job, input).await;
+            drop(permit);
+        });
     }
 
     /// Runs until `shutdown` is cancelled, then drains in-flight deliveries (bounded).
     pub async fn run(self, shutdown: CancellationToken) {
         let mut loops = JoinSet::new();
-        let tasks = Arc::new(tokio::sync::Mutex::new(JoinSet::new()));
         for shard in 0..self.queue.keys().shards() {
-            loops.spawn(
-                self.clone()
-                    .read_loop(shard, shutdown.clone(), tasks.clone()),
-            );
+            loops.spawn(self.clone().read_loop(shard, shutdown.clone()));
         }
         // Maintenance (retries due, lease renewal) outlives the readers: deliveries still
         // draining after shutdown keep their leases renewed until they finish.
         let maintenance_stop = CancellationToken::new();
         let maintenance = tokio::spawn(self.clone().maintenance_loop(maintenance_stop.clone()));
         while loops.join_next().await.is_some() {}
-        let drained = tokio::time::timeout(self.settings.drain_timeout, async {
-            let mut tasks = tasks.lock().await;
-            while tasks.join_next().await.is_some() {}
-        })
-        .await;
+        // No more handoffs from ingest: what the API stores from now on goes on the stream.
+        self.slots.close();
+        self.tasks.close();
+        let drained = tokio::time::timeout(self.settings.drain_timeout, self.tasks.wait()).await;
         maintenance_stop.cancel();
         let _ = maintenance.await;
         match drained {
@@ -167,12 +238,7 @@ impl Worker {
         }
     }
 
-    async fn read_loop(
-        self,
-        shard: u16,
-        shutdown: CancellationToken,
-        tasks: Arc<tokio::sync::Mutex<JoinSet<()>>>,
-    ) {
+    async fn read_loop(self, shard: u16, shutdown: CancellationToken) {
         let mut conn = match self
             .store
             .dedicated_conn(READ_BLOCK + Duration::from_secs(5))
@@ -193,11 +259,13 @@ impl Worker {
                 permit = self.slots.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => return },
             };
             let mut permits = vec![first];
-            // Each shard's reader takes at most its share of the free slots while it waits
-            // on its stream, so the other shards' readers are never starved of slots.
+            // Each shard's reader holds the slots it may fill while it waits on its stream:
+            // at most its share, so the other shards' readers are never starved, and at most
+            // half of those free, so that ingest can still hand its new jobs straight over.
             let share = (self.settings.concurrency / usize::from(self.queue.keys().shards()))
                 .clamp(1, MAX_BATCH);
-            while permits.len() < share {
+            let wanted = share.min(1 + self.slots.available_permits() / 2);
+            while permits.len() < wanted {
                 match self.slots.clone().try_acquire_owned() {
                     Ok(p) => permits.push(p),
                     Err(_) => break,
@@ -229,7 +297,7 @@ impl Worker {
             match read {
                 Ok(jobs) => {
                     backoff = Duration::from_millis(100);
-                    self.spawn_jobs(jobs, permits, &tasks).await;
+                    self.spawn_jobs(jobs, permits).await;
                 }
                 Err(e) => {
                     self.ctx.metrics.redis_errors.inc();
@@ -248,12 +316,7 @@ impl Worker {
         }
     }
 
-    async fn spawn_jobs(
-        &self,
-        jobs: Vec<Job>,
-        mut permits: Vec<OwnedSemaphorePermit>,
-        tasks: &tokio::sync::Mutex<JoinSet<()>>,
-    ) {
+    async fn spawn_jobs(&self, jobs: Vec<Job>, mut permits: Vec<OwnedSemaphorePermit>) {
         if jobs.is_empty() {
             return;
         }
@@ -267,8 +330,6 @@ impl Worker {
                 return;
             }
         };
-        let mut tasks = tasks.lock().await;
-        while tasks.try_join_next().is_some() {}
         for (job, input) in jobs.into_iter().zip(inputs) {
             let input = match input {
                 Ok(input) => input,
@@ -281,20 +342,7 @@ impl Worker {
                 }
             };
             let Some(permit) = permits.pop() else { break };
-            let worker = self.clone();
-            let key = (job.shard, job.entry.clone());
-            if let Ok(mut set) = self.in_flight.lock() {
-                set.insert(key.clone());
-            }
-            tasks.spawn(async move {
-                // Forgotten (no more lease renewal) however `process` ends, panics included.
-                let _tracked = InFlight {
-                    set: worker.in_flight.clone(),
-                    key,
-                };
-                worker.process(job, input).await;
-                drop(permit);
-            });
+            self.start(job, input, permit);
         }
     }
 
@@ -323,17 +371,17 @@ impl Worker {
     }
 
     async fn renew_leases(&self) {
-        let running: Vec<(u16, String)> = match self.in_flight.lock() {
+        let running: Vec<Job> = match self.in_flight.lock() {
             Ok(set) => set.iter().cloned().collect(),
             Err(_) => return,
         };
         for shard in 0..self.queue.keys().shards() {
-            let entries: Vec<String> = running
+            let jobs: Vec<Job> = running
                 .iter()
-                .filter(|(s, _)| *s == shard)
-                .map(|(_, e)| e.clone())
+                .filter(|job| job.shard == shard)
+                .cloned()
                 .collect();
-            if let Err(e) = self.queue.renew(shard, &entries).await {
+            if let Err(e) = self.queue.renew(shard, &jobs).await {
                 warn!(shard, error = %e, "renewing leases failed");
             }
         }
@@ -352,10 +400,10 @@ impl Worker {
 
     async fn try_process(&self, job: &Job, input: Option<DeliveryInput>) -> StoreResult<()> {
         let Some(input) = input else {
-            return self.queue.discard(job.shard, &job.entry).await;
+            return self.queue.discard_job(job).await;
         };
         if input.status != "pending" {
-            return self.queue.discard(job.shard, &job.entry).await;
+            return self.queue.discard_job(job).await;
         }
         let endpoints = self
             .store
@@ -484,7 +532,9 @@ impl Worker {
                 "{OPERATIONAL_EVENT}:{endpoint}:{}:{}",
                 current.revision, target.id
             );
-            self.store.ingest(tenant, &event, Some(&key), None).await?;
+            self.store
+                .ingest(tenant, &event, Some(&key), None, None)
+                .await?;
         }
         if self
             .store

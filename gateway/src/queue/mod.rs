@@ -4,6 +4,11 @@
 //! - **Leased**: read through the consumer group `workers`; the entry sits in the group's
 //!   pending list until acknowledged. A worker that dies leaves it there; once it has been
 //!   idle longer than the lease, any worker claims it (`XAUTOCLAIM`) and delivers it again.
+//! - **Handed off**: a process that ingests an event while it has free delivery slots
+//!   delivers it itself, with no trip through the stream. The ingest script then writes the
+//!   job into `{S}:leases` scored by the lease's end instead of onto the stream; the worker
+//!   renews that score while it delivers. If the process dies, the mover puts the job on the
+//!   stream when the lease ends, as a reclaim would.
 //! - **Delayed**: a failed attempt's retry waits in the zset `{S}:delayed` scored by due
 //!   time; a mover script puts due ones back on the stream atomically.
 //! - **Held**: a job whose endpoint is paused waits in `{S}:t:<tid>:ep:<ep>:held` until resume.
@@ -30,12 +35,12 @@ use crate::store::{Keys, StoreError, StoreResult};
 pub const GROUP: &str = "workers";
 
 /// One leased delivery job.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Job {
     /// Shard the job belongs to.
     pub shard: u16,
-    /// Stream entry id (the lease handle).
-    pub entry: String,
+    /// How the job is held while it is delivered.
+    pub lease: Lease,
     /// Tenant id.
     pub tenant: String,
     /// Delivery log id (`msg_...`).
@@ -44,11 +49,29 @@ pub struct Job {
     pub event: String,
 }
 
+/// What holds a job for the worker delivering it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Lease {
+    /// Read from the shard's stream: the entry id, pending in the consumer group.
+    Stream(String),
+    /// Handed off at ingest to this process: the job's member in the shard's leases set,
+    /// scored by the lease's end.
+    HandedOff,
+}
+
 impl Job {
-    /// The job as a zset member (`tenant msg event`), as the delayed, held and dead sets
-    /// keep it and the scripts turn back into a stream entry.
-    fn member(&self) -> String {
+    /// The job as a zset member (`tenant msg event`), as the delayed, held, leases and dead
+    /// sets keep it and the scripts turn back into a stream entry.
+    pub fn member(&self) -> String {
         format!("{} {} {}", self.tenant, self.msg, self.event)
+    }
+
+    /// The stream entry id as the scripts take it: empty for a job handed off at ingest.
+    fn entry_arg(&self) -> &str {
+        match &self.lease {
+            Lease::Stream(entry) => entry,
+            Lease::HandedOff => "",
+        }
     }
 }
 
@@ -212,7 +235,7 @@ impl Queue {
             .key(self.keys.jobs(job.shard))
             .key(self.keys.dead(job.shard))
             .key(self.keys.log(&job.tenant, &job.msg))
-            .arg(&job.entry)
+            .arg(job.entry_arg())
             .arg(GROUP)
             .arg(job.member())
             .arg(crate::store::time::now_ms())
@@ -223,22 +246,65 @@ impl Queue {
         Ok(())
     }
 
-    /// Renews the leases of jobs this worker is still delivering, so that a slow
-    /// delivery is not taken over by another worker while it runs.
-    pub async fn renew(&self, shard: u16, entries: &[String]) -> StoreResult<()> {
-        if entries.is_empty() {
+    /// Renews the leases of jobs of one shard this worker is still delivering, so that a
+    /// slow delivery is not taken over by another worker while it runs.
+    pub async fn renew(&self, shard: u16, jobs: &[Job]) -> StoreResult<()> {
+        let entries: Vec<&str> = jobs
+            .iter()
+            .filter_map(|job| match &job.lease {
+                Lease::Stream(entry) => Some(entry.as_str()),
+                Lease::HandedOff => None,
+            })
+            .collect();
+        let handed_off: Vec<String> = jobs
+            .iter()
+            .filter(|job| job.lease == Lease::HandedOff)
+            .map(Job::member)
+            .collect();
+        let mut pipe = redis::pipe();
+        if !entries.is_empty() {
+            pipe.cmd("XCLAIM")
+                .arg(self.keys.jobs(shard))
+                .arg(GROUP)
+                .arg(&self.consumer)
+                .arg(0)
+                .arg(&entries)
+                .arg("JUSTID")
+                .ignore();
+        }
+        if !handed_off.is_empty() {
+            // XX: a lease the mover already ended (this process stalled past it) stays ended.
+            let until = crate::store::time::now_ms() + self.lease_ms;
+            let mut zadd = redis::cmd("ZADD");
+            zadd.arg(self.keys.leases(shard)).arg("XX");
+            for member in &handed_off {
+                zadd.arg(until).arg(member);
+            }
+            pipe.add_command(zadd).ignore();
+        }
+        if entries.is_empty() && handed_off.is_empty() {
             return Ok(());
         }
         let mut conn = self.conn.clone();
-        let mut cmd = redis::cmd("XCLAIM");
-        cmd.arg(self.keys.jobs(shard))
-            .arg(GROUP)
-            .arg(&self.consumer)
-            .arg(0)
-            .arg(entries)
-            .arg("JUSTID");
-        let _: redis::Value = cmd.query_async(&mut conn).await?;
+        pipe.query_async::<()>(&mut conn).await?;
         Ok(())
+    }
+
+    /// How long a lease lasts, in ms.
+    pub fn lease_ms(&self) -> u64 {
+        self.lease_ms
+    }
+
+    /// Ends the lease of a job that needs no delivery (its log is gone or already finished).
+    pub async fn discard_job(&self, job: &Job) -> StoreResult<()> {
+        match &job.lease {
+            Lease::Stream(entry) => self.discard(job.shard, entry).await,
+            Lease::HandedOff => {
+                let mut conn = self.conn.clone();
+                let _: i64 = conn.zrem(self.keys.leases(job.shard), job.member()).await?;
+                Ok(())
+            }
+        }
     }
 
     /// Acknowledges and deletes an entry that cannot be a job (malformed) or is already done.
@@ -283,7 +349,8 @@ impl Queue {
             .key(stats_key)
             .key(health_key)
             .key(self.keys.event(&job.tenant, &job.event))
-            .arg(&job.entry)
+            .key(self.keys.leases(job.shard))
+            .arg(job.entry_arg())
             .arg(GROUP)
             .arg(done.status)
             .arg(done.attempts)
@@ -309,7 +376,8 @@ impl Queue {
             .key(self.keys.jobs(job.shard))
             .key(self.keys.held(&job.tenant, endpoint))
             .key(self.keys.endpoints_version(&job.tenant))
-            .arg(&job.entry)
+            .key(self.keys.leases(job.shard))
+            .arg(job.entry_arg())
             .arg(GROUP)
             .arg(job.member())
             .arg(crate::store::time::now_ms())
@@ -326,7 +394,8 @@ impl Queue {
         let _: i64 = scripts::HOLD
             .key(self.keys.jobs(job.shard))
             .key(self.keys.delayed(job.shard))
-            .arg(&job.entry)
+            .key(self.keys.leases(job.shard))
+            .arg(job.entry_arg())
             .arg(GROUP)
             .arg(job.member())
             .arg(due_ms)
@@ -375,17 +444,22 @@ impl Queue {
         }
     }
 
-    /// Moves retries that are due back onto the shard's stream; returns how many moved.
+    /// Moves retries that are due, and handed-off jobs whose lease ended (the process that
+    /// took them died), back onto the shard's stream; returns how many moved.
     pub async fn promote_due(&self, shard: u16, now_ms: u64) -> StoreResult<u64> {
         let mut conn = self.conn.clone();
-        let n: u64 = scripts::MOVE_DUE
-            .key(self.keys.delayed(shard))
-            .key(self.keys.jobs(shard))
-            .arg(now_ms)
-            .arg(500)
-            .invoke_async(&mut conn)
-            .await?;
-        Ok(n)
+        let mut moved = 0;
+        for source in [self.keys.delayed(shard), self.keys.leases(shard)] {
+            let n: u64 = scripts::MOVE_DUE
+                .key(source)
+                .key(self.keys.jobs(shard))
+                .arg(now_ms)
+                .arg(500)
+                .invoke_async(&mut conn)
+                .await?;
+            moved += n;
+        }
+        Ok(moved)
     }
 
     /// Re-queues a finished delivery by hand (failed or delivered → pending, one more attempt).
@@ -413,15 +487,17 @@ impl Queue {
         let mut conn = self.conn.clone();
         let mut depth = QueueDepth::default();
         for shard in 0..self.keys.shards() {
-            let (entries, pending, delayed, dead): (u64, redis::Value, u64, u64) = redis::pipe()
-                .xlen(self.keys.jobs(shard))
-                .cmd("XPENDING")
-                .arg(self.keys.jobs(shard))
-                .arg(GROUP)
-                .zcard(self.keys.delayed(shard))
-                .zcard(self.keys.dead(shard))
-                .query_async(&mut conn)
-                .await?;
+            let (entries, pending, delayed, dead, handed_off): (u64, redis::Value, u64, u64, u64) =
+                redis::pipe()
+                    .xlen(self.keys.jobs(shard))
+                    .cmd("XPENDING")
+                    .arg(self.keys.jobs(shard))
+                    .arg(GROUP)
+                    .zcard(self.keys.delayed(shard))
+                    .zcard(self.keys.dead(shard))
+                    .zcard(self.keys.leases(shard))
+                    .query_async(&mut conn)
+                    .await?;
             let leased = match pending {
                 redis::Value::Array(items) => match items.first() {
                     Some(redis::Value::Int(n)) => u64::try_from(*n).unwrap_or(0),
@@ -430,7 +506,7 @@ impl Queue {
                 _ => 0,
             };
             depth.ready += entries.saturating_sub(leased);
-            depth.leased += leased;
+            depth.leased += leased + handed_off;
             depth.delayed += delayed;
             depth.dead += dead;
         }
@@ -443,7 +519,7 @@ impl Queue {
 pub struct QueueDepth {
     /// Waiting for a worker.
     pub ready: u64,
-    /// Taken by a worker, not yet finished.
+    /// Taken by a worker, not yet finished (handed-off jobs included).
     pub leased: u64,
     /// Waiting for their retry time.
     pub delayed: u64,
@@ -465,7 +541,7 @@ fn job_from(
     };
     Some(Job {
         shard,
-        entry: entry.to_string(),
+        lease: Lease::Stream(entry.to_string()),
         tenant: field("t")?,
         msg: field("m")?,
         event: field("e")?,

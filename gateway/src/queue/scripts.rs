@@ -6,21 +6,38 @@ use redis::Script;
 
 use crate::store::group_commit::batched_script;
 
+/// Lua that ends a job's lease: `release(stream, group, entry, leases, member)` acknowledges
+/// and deletes the stream entry, or, for a job handed off at ingest (`entry` empty), takes
+/// its member out of the leases set. Answers 1 while the lease was still this worker's, 0
+/// when the job had been taken over (its lease ran out).
+macro_rules! release_lua {
+    () => {
+        r#"
+local function release(stream, group, entry, leases, member)
+  if entry == '' then return redis.call('ZREM', leases, member) end
+  local acked = redis.call('XACK', stream, group, entry)
+  redis.call('XDEL', stream, entry)
+  return acked
+end
+"#
+    };
+}
+
 /// Records an outcome and acknowledges the job in one step. The attempt record goes into
 /// the log hash as field `a:<attempt number>`; KEYS[2], the attempts list where gateways
 /// before 2026-11-21 kept them, only has its TTL kept in step with its log.
-/// KEYS: log, legacy attempts list, jobs stream, delayed zset, endpoint stats hash, endpoint health key, event.
+/// KEYS: log, legacy attempts list, jobs stream, delayed zset, endpoint stats hash, endpoint health key, event,
+///       leases zset.
 /// ARGV: entry, group, status, attempts, retry-at ms or "", attempt JSON or "", request JSON or "",
 ///       last error or "", delayed member, ttl secs, stats field or "", health ("ok", "fail" or ""), now ms.
 /// Returns -1 when the entry was no longer pending (another worker finished it), else the time
 /// (ms) since which the endpoint has failed every attempt, 0 when it is healthy.
 /// Batched ([`batched_script`]): the outcomes recorded at the same moment go in one call.
 pub static COMPLETE: LazyLock<Script> = LazyLock::new(|| {
-    batched_script(
+    batched_script(concat!(
+        release_lua!(),
         r#"
-local acked = redis.call('XACK', KEYS[3], ARGV[2], ARGV[1])
-redis.call('XDEL', KEYS[3], ARGV[1])
-if acked == 0 then return -1 end
+if release(KEYS[3], ARGV[2], ARGV[1], KEYS[8], ARGV[9]) == 0 then return -1 end
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local ttl = tonumber(ARGV[10])
 local fields = {'status', ARGV[3], 'attempts', ARGV[4], 'next_attempt_at_ms', ARGV[5], 'last_error', ARGV[8]}
@@ -58,19 +75,19 @@ elseif ARGV[12] == 'fail' then
 end
 return 0
 "#,
-    )
+    ))
 });
 
 /// Holds a leased job while its endpoint is paused, unless the endpoints changed since the
 /// worker saw the pause (a resume or delete racing it): then the job goes back on the stream,
 /// so it is never parked where no resume will find it.
-/// KEYS: jobs stream, held zset, endpoints version. ARGV: entry, group, member, now ms, version seen.
+/// KEYS: jobs stream, held zset, endpoints version, leases zset.
+/// ARGV: entry ("" for a job handed off at ingest), group, member, now ms, version seen.
 pub static HOLD_IF_PAUSED: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    Script::new(concat!(
+        release_lua!(),
         r#"
-local acked = redis.call('XACK', KEYS[1], ARGV[2], ARGV[1])
-redis.call('XDEL', KEYS[1], ARGV[1])
-if acked == 0 then return 0 end
+if release(KEYS[1], ARGV[2], ARGV[1], KEYS[4], ARGV[3]) == 0 then return 0 end
 local version = redis.call('GET', KEYS[3]) or '0'
 if version == ARGV[5] then
   redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
@@ -80,20 +97,21 @@ local t, m, e = string.match(ARGV[3], '^(%S+) (%S+) (%S+)$')
 if t then redis.call('XADD', KEYS[1], '*', 't', t, 'm', m, 'e', e) end
 return 2
 "#,
-    )
+    ))
 });
 
 /// Parks a leased job in a zset (the delayed set) with the given score.
-/// KEYS: jobs stream, zset. ARGV: entry, group, member, score.
+/// KEYS: jobs stream, zset, leases zset. ARGV: entry ("" for a job handed off at ingest),
+/// group, member, score.
 pub static HOLD: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    Script::new(concat!(
+        release_lua!(),
         r#"
-local acked = redis.call('XACK', KEYS[1], ARGV[2], ARGV[1])
-redis.call('XDEL', KEYS[1], ARGV[1])
+local acked = release(KEYS[1], ARGV[2], ARGV[1], KEYS[3], ARGV[3])
 if acked == 1 then redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3]) end
 return acked
 "#,
-    )
+    ))
 });
 
 /// Moves members scored at or below ARGV[1] from a zset onto the jobs stream.

@@ -6,11 +6,17 @@
 //! delivery, all in one atomic step. Either all of it is in Redis (and the API
 //! answers 202) or none of it is. The calls that concurrent requests make at once
 //! go to Redis as one batch ([`super::group_commit`]); each still stands alone.
+//!
+//! When the caller offers free delivery slots of its own workers ([`HandoffSlots`]), the
+//! script leases the new jobs to this process (in the shard's leases set, scored by the
+//! lease's end) instead of putting them on the stream, and the caller delivers them at
+//! once from what it already holds ([`HandedOff`]): no stream read, no reload of the event.
 
 use std::collections::HashMap;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use redis::{AsyncCommands, Script};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::group_commit::{batched_script, ScriptCall};
 use serde_json::Value;
@@ -27,11 +33,14 @@ pub(super) static INGEST: LazyLock<Script> = LazyLock::new(|| batched_script(ING
 
 const INGEST_LUA: &str = r#"
 -- KEYS: 1 endpoints version, 2 idempotency key, 3 event, 4 tenant log index, 5 job stream,
---       then per delivery: log hash, endpoint log index; last: this second's rate counter
+--       6 leases zset, then per delivery: log hash, endpoint log index;
+--       last: this second's rate counter
 -- An Idempotency-Key is remembered 24 h (86400 s), or the retention if shorter.
 -- ARGV: 1 expected version, 2 use idempotency (0/1), 3 ttl secs, 4 event id, 5 tenant,
 --       6 type, 7 channel, 8 target endpoint, 9 payload, 10 created ms, 11 delivery count,
---       then per delivery: msg id, endpoint id; last: events allowed per second (0: no limit)
+--       12 lease end ms when the caller delivers the jobs itself, else '' (jobs go on the
+--       stream), then per delivery: msg id, endpoint id;
+--       last: events allowed per second (0: no limit)
 local version = redis.call('GET', KEYS[1]) or '0'
 if version ~= ARGV[1] then return {'stale'} end
 if ARGV[2] == '1' then
@@ -47,26 +56,70 @@ end
 local ttl = tonumber(ARGV[3])
 local n = tonumber(ARGV[11])
 local ids = {}
-for i = 1, n do ids[i] = ARGV[10 + 2 * i] end
+for i = 1, n do ids[i] = ARGV[11 + 2 * i] end
 redis.call('HSET', KEYS[3], 'type', ARGV[6], 'channel', ARGV[7], 'endpoint_id', ARGV[8],
   'payload', ARGV[9], 'created_at_ms', ARGV[10], 'deliveries', table.concat(ids, ' '))
 redis.call('EXPIRE', KEYS[3], ttl)
 for i = 1, n do
-  local msg = ARGV[10 + 2 * i]
-  local endpoint = ARGV[11 + 2 * i]
-  local log = KEYS[4 + 2 * i]
+  local msg = ARGV[11 + 2 * i]
+  local endpoint = ARGV[12 + 2 * i]
+  local log = KEYS[5 + 2 * i]
   redis.call('HSET', log, 'event_id', ARGV[4], 'endpoint_id', endpoint, 'event_type', ARGV[6],
     'created_at_ms', ARGV[10], 'status', 'pending', 'attempts', 0)
   redis.call('EXPIRE', log, ttl)
   redis.call('ZADD', KEYS[4], 0, msg)
-  redis.call('ZADD', KEYS[5 + 2 * i], 0, msg)
-  redis.call('XADD', KEYS[5], '*', 't', ARGV[5], 'm', msg, 'e', ARGV[4])
+  redis.call('ZADD', KEYS[6 + 2 * i], 0, msg)
+  if ARGV[12] == '' then
+    redis.call('XADD', KEYS[5], '*', 't', ARGV[5], 'm', msg, 'e', ARGV[4])
+  else
+    redis.call('ZADD', KEYS[6], ARGV[12], ARGV[5] .. ' ' .. msg .. ' ' .. ARGV[4])
+  end
 end
 if ARGV[2] == '1' then
   redis.call('SET', KEYS[2], ARGV[4] .. ' ' .. n, 'EX', math.min(86400, ttl))
 end
 return {'ok'}
 "#;
+
+/// Free delivery slots of this process's workers, which ingest may take to deliver the
+/// jobs it stores itself.
+#[derive(Clone)]
+pub struct HandoffSlots {
+    /// The worker pool's slots.
+    pub slots: Arc<Semaphore>,
+    /// Lease length in ms: a handed-off job not finished (or renewed) by then goes on the
+    /// stream for any worker.
+    pub lease_ms: u64,
+}
+
+impl HandoffSlots {
+    /// `n` slots, or none when fewer than `n` are free.
+    fn take(&self, n: usize) -> Option<Vec<OwnedSemaphorePermit>> {
+        (0..n)
+            .map(|_| self.slots.clone().try_acquire_owned().ok())
+            .collect()
+    }
+}
+
+/// Jobs stored as leased to this process: the caller delivers them (see [`HandoffSlots`]).
+pub struct HandedOff {
+    /// One worker slot per delivery, taken before the jobs were stored.
+    pub permits: Vec<OwnedSemaphorePermit>,
+    /// Per delivery: log id (`msg_...`) and endpoint id.
+    pub deliveries: Vec<(String, String)>,
+    /// The endpoint version the event was matched against.
+    pub endpoints_version: u64,
+    /// Unix ms the event was accepted.
+    pub created_ms: u64,
+}
+
+/// What ingest stored.
+pub struct Ingested {
+    /// The answer for the API.
+    pub accepted: EventAccepted,
+    /// The jobs this process is to deliver itself, when slots were offered and free.
+    pub handed_off: Option<HandedOff>,
+}
 
 /// Hash of an idempotency key as it is stored.
 fn idempotency_hash(key: &str) -> String {
@@ -76,13 +129,16 @@ fn idempotency_hash(key: &str) -> String {
 impl Store {
     /// Stores an event and its deliveries; the returned id is durable once this returns.
     /// `rate_limit` caps the tenant's events per second across every gateway process.
+    /// With `handoff`, the deliveries are leased to the caller when it has a free slot for
+    /// each (see [`HandoffSlots`]); otherwise they go on the stream.
     pub async fn ingest(
         &self,
         tenant: &str,
         event: &EventCreate,
         idempotency_key: Option<&str>,
         rate_limit: Option<u32>,
-    ) -> StoreResult<EventAccepted> {
+        handoff: Option<&HandoffSlots>,
+    ) -> StoreResult<Ingested> {
         let event_id = new_id(IdKind::Event);
         let payload = event.payload.get();
         let created = now_ms();
@@ -98,12 +154,19 @@ impl Store {
                 Some(k) => self.keys.idempotency(tenant, &idempotency_hash(k)),
                 None => self.keys.event(tenant, &event_id),
             };
+            let shard = self.keys.shard_of(tenant);
+            let permits = handoff.and_then(|h| h.take(targets.len()));
+            let lease_end = match (handoff, &permits) {
+                (Some(h), Some(_)) if !targets.is_empty() => (created + h.lease_ms).to_string(),
+                _ => String::new(),
+            };
             let mut call = ScriptCall::new();
             call.key(self.keys.endpoints_version(tenant))
                 .key(idem_key)
                 .key(self.keys.event(tenant, &event_id))
                 .key(self.keys.logs_index(tenant))
-                .key(self.keys.jobs_for(tenant))
+                .key(self.keys.jobs(shard))
+                .key(self.keys.leases(shard))
                 .arg(set.version)
                 .arg(if idempotency_key.is_some() { "1" } else { "0" })
                 .arg(self.retention_secs)
@@ -114,33 +177,50 @@ impl Store {
                 .arg(event.endpoint_id.as_deref().unwrap_or(""))
                 .arg(payload)
                 .arg(created)
-                .arg(targets.len());
+                .arg(targets.len())
+                .arg(&lease_end);
+            let mut deliveries = Vec::with_capacity(targets.len());
             for endpoint in &targets {
                 let msg = new_id(IdKind::Message);
                 call.key(self.keys.log(tenant, &msg))
                     .key(self.keys.endpoint_logs_index(tenant, &endpoint.id))
-                    .arg(msg)
+                    .arg(&msg)
                     .arg(&endpoint.id);
+                deliveries.push((msg, endpoint.id.clone()));
             }
             call.key(self.keys.rate_window(tenant, created / 1000))
                 .arg(rate_limit.unwrap_or(0));
-            let shard = self.keys.shard_of(tenant);
             let reply = self.ingests.shard(shard).call(call).await?;
             let reply: Vec<String> =
                 redis::from_redis_value(reply).map_err(redis::RedisError::from)?;
             match reply.first().map(String::as_str) {
                 Some("ok") => {
-                    return Ok(EventAccepted {
-                        id: event_id,
-                        deliveries: targets.len(),
-                    })
+                    let handed_off = match permits {
+                        Some(permits) if !lease_end.is_empty() => Some(HandedOff {
+                            permits,
+                            deliveries,
+                            endpoints_version: set.version,
+                            created_ms: created,
+                        }),
+                        _ => None,
+                    };
+                    return Ok(Ingested {
+                        accepted: EventAccepted {
+                            id: event_id,
+                            deliveries: targets.len(),
+                        },
+                        handed_off,
+                    });
                 }
                 Some("dup") => {
                     let seen = reply.get(1).cloned().unwrap_or_default();
                     let mut parts = seen.splitn(2, ' ');
                     let id = parts.next().unwrap_or_default().to_string();
                     let deliveries = parts.next().and_then(|n| n.parse().ok()).unwrap_or(0);
-                    return Ok(EventAccepted { id, deliveries });
+                    return Ok(Ingested {
+                        accepted: EventAccepted { id, deliveries },
+                        handed_off: None,
+                    });
                 }
                 Some("limited") => return Err(StoreError::RateLimited(1)),
                 Some("stale") => set = self.load_endpoints(tenant).await?,

@@ -28,6 +28,7 @@
 //! | `{S}:t:<tid>:plugins` | hash | plugin name → metadata JSON (version = sha256) | plugin API | plugin delete |
 //! | `{S}:jobs` | stream | ready jobs `{t: tenant, m: msg}`; the consumer group leases them | ingest, mover, retry | ack (XDEL) |
 //! | `{S}:delayed` | zset | `tenant msg` scored by due time (ms) | worker on failure | mover |
+//! | `{S}:leases` | zset | jobs handed to the process that ingested them, `tenant msg event` scored by lease end (ms) | ingest | outcome; mover at lease end (that process died) |
 //! | `{S}:dead` | zset | jobs that crashed their worker too often | reclaimer | redrive |
 //! | `P:plugin:wasm:<sha>` | string | uploaded component bytes | plugin API | never (content-addressed) |
 //! | `P:plugin:art:<engine>:<sha>` | string | compiled artifact for one engine build | plugin API / first loader | never |
@@ -202,6 +203,11 @@ impl Keys {
         format!("{}:delayed", self.tag(shard))
     }
 
+    /// Jobs of a shard handed off at ingest to the ingesting process, scored by lease end.
+    pub fn leases(&self, shard: u16) -> String {
+        format!("{}:leases", self.tag(shard))
+    }
+
     /// Dead-lettered jobs of a shard.
     pub fn dead(&self, shard: u16) -> String {
         format!("{}:dead", self.tag(shard))
@@ -256,6 +262,7 @@ mod tests {
         assert_eq!(keys.jobs(1), "{gw:s1}:jobs");
         assert_eq!(keys.delayed(0), "{gw:s0}:delayed");
         assert_eq!(keys.dead(1), "{gw:s1}:dead");
+        assert_eq!(keys.leases(1), "{gw:s1}:leases");
         assert_eq!(keys.shard(1), "{gw:s1}");
         // A shard number past the configured count still gets its own tag.
         assert_eq!(keys.shard(7), "{gw:s7}");
