@@ -113,22 +113,7 @@ impl TestGateway {
 
     /// Creates a tenant and returns a client authenticated as it.
     pub async fn tenant(&self) -> Api {
-        let r = self
-            .http
-            .post(format!("{}/v1/tenants", self.base))
-            .bearer_auth(&self.admin_token)
-            .json(&json!({"name": "test"}))
-            .send()
-            .await
-            .expect("create tenant");
-        assert_eq!(r.status(), StatusCode::CREATED);
-        let body: Value = r.json().await.expect("json");
-        Api {
-            base: self.base.clone(),
-            key: body["api_key"].as_str().expect("api_key").to_string(),
-            id: body["id"].as_str().expect("id").to_string(),
-            http: self.http.clone(),
-        }
+        create_tenant(&self.base, &self.admin_token).await
     }
 
     /// An unauthenticated client for this gateway.
@@ -314,6 +299,26 @@ async fn split(response: reqwest::Response) -> (StatusCode, Value) {
             .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()))
     };
     (status, value)
+}
+
+/// Creates a tenant through the gateway at `base` with the admin token; a client for it.
+pub async fn create_tenant(base: &str, admin_token: &str) -> Api {
+    let http = client();
+    let r = http
+        .post(format!("{base}/v1/tenants"))
+        .bearer_auth(admin_token)
+        .json(&json!({"name": "test"}))
+        .send()
+        .await
+        .expect("create tenant");
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let body: Value = r.json().await.expect("json");
+    Api {
+        base: base.to_string(),
+        key: body["api_key"].as_str().expect("api_key").to_string(),
+        id: body["id"].as_str().expect("id").to_string(),
+        http,
+    }
 }
 
 /// A fast retry schedule for tests: 50 ms, 100 ms, 200 ms, ...

@@ -1,6 +1,7 @@
 //! Handoff at ingest: a process with free delivery slots delivers the events it stores
 //! itself, without a trip through the jobs stream, and a handed-off job whose process
-//! dies is still delivered, by another process, once its lease ends.
+//! dies is still delivered, by another process, once its lease ends (and counts towards
+//! dead-lettering); a request dropped after its event was stored strands nothing.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
@@ -8,24 +9,13 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use gateway_e2e::process::{free_port, gateway_env, GatewayProcess};
+use gateway_e2e::redis_server::RedisServer;
 use gateway_e2e::signature::verify_standard;
-use gateway_e2e::{cleanup, client, redis_url, unique_prefix, Receiver};
+use gateway_e2e::{cleanup, create_tenant, redis_url, unique_prefix, Api, Receiver};
 use redis::AsyncCommands;
 use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_test-gateway");
-
-async fn post(http: &reqwest::Client, url: String, token: &str, body: Value) -> Value {
-    let r = http
-        .post(url)
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .expect("post");
-    assert!(r.status().is_success(), "{}", r.status());
-    r.json().await.expect("json")
-}
 
 async fn redis() -> redis::aio::MultiplexedConnection {
     redis::Client::open(redis_url())
@@ -47,42 +37,35 @@ async fn stream_entries_added(conn: &mut redis::aio::MultiplexedConnection, pref
     redis::from_redis_value(fields["entries-added"].clone()).unwrap()
 }
 
-async fn tenant_and_endpoint(
-    http: &reqwest::Client,
-    base: &str,
-    admin: &str,
-    rx: &Receiver,
-) -> (String, String) {
-    let tenant = post(http, format!("{base}/v1/tenants"), admin, json!({})).await;
-    let key = tenant["api_key"].as_str().unwrap().to_string();
-    let endpoint = post(
-        http,
-        format!("{base}/v1/endpoints"),
-        &key,
-        json!({"url": rx.url("/")}),
-    )
-    .await;
-    (key, endpoint["secret"].as_str().unwrap().to_string())
+/// A tenant with one endpoint pointing at `rx`; the endpoint's signing secret.
+async fn tenant_and_endpoint(base: &str, admin: &str, rx: &Receiver) -> (Api, String) {
+    let api = create_tenant(base, admin).await;
+    let (_, secret) = api.endpoint(json!({"url": rx.url("/")})).await;
+    (api, secret)
 }
 
-async fn wait_logs_delivered(http: &reqwest::Client, base: &str, key: &str, n: usize) {
+/// Posts one event and expects it stored.
+async fn post_event(api: &Api, n: u64) {
+    let (status, body) = api
+        .post("/v1/events", json!({"type": "x", "payload": {"n": n}}))
+        .await;
+    assert_eq!(status, 202, "{body}");
+}
+
+/// Waits until `n` logs have the given status; returns them.
+async fn wait_logs(api: &Api, status: &str, n: usize) -> Vec<Value> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let page: Value = http
-            .get(format!("{base}/v1/logs?status=delivered&limit=100"))
-            .bearer_auth(key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if page["data"].as_array().unwrap().len() == n {
-            return;
+        let (_, page) = api
+            .get(&format!("/v1/logs?status={status}&limit=100"))
+            .await;
+        let logs = page["data"].as_array().cloned().unwrap_or_default();
+        if logs.len() == n {
+            return logs;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "not every log reached delivered: {page}"
+            "not {n} logs {status}: {page}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -94,24 +77,17 @@ async fn events_stored_with_free_slots_are_delivered_without_the_stream() {
     let admin = format!("admin-{}", ulid::Ulid::new());
     let env = gateway_env(&prefix, &admin, &[]);
     let gateway = GatewayProcess::start(BIN, free_port(), &env).await;
-    let http = client();
     let rx = Receiver::start().await;
-    let (key, secret) = tenant_and_endpoint(&http, &gateway.base, &admin, &rx).await;
+    let (api, secret) = tenant_and_endpoint(&gateway.base, &admin, &rx).await;
 
     const EVENTS: usize = 5;
     for n in 0..EVENTS {
-        post(
-            &http,
-            format!("{}/v1/events", gateway.base),
-            &key,
-            json!({"type": "Message.received", "payload": {"n": n}}),
-        )
-        .await;
+        post_event(&api, n as u64).await;
     }
     let received = rx.wait_for(EVENTS, Duration::from_secs(10)).await;
     assert_eq!(received.len(), EVENTS);
     assert!(received.iter().all(|r| verify_standard(&secret, r)));
-    wait_logs_delivered(&http, &gateway.base, &key, EVENTS).await;
+    wait_logs(&api, "delivered", EVENTS).await;
 
     let mut conn = redis().await;
     assert_eq!(
@@ -132,18 +108,11 @@ async fn a_handed_off_job_of_a_killed_process_is_delivered_after_its_lease() {
     let env = gateway_env(&prefix, &admin, &[("GATEWAY_LEASE_MS", "1500")]);
     let port = free_port();
     let first = GatewayProcess::start(BIN, port, &env).await;
-    let http = client();
     let rx = Receiver::start().await;
-    let (key, secret) = tenant_and_endpoint(&http, &first.base, &admin, &rx).await;
+    let (api, secret) = tenant_and_endpoint(&first.base, &admin, &rx).await;
     // The first process is killed while its request waits for this answer.
     rx.set_delay(Duration::from_millis(2_000));
-    let event = post(
-        &http,
-        format!("{}/v1/events", first.base),
-        &key,
-        json!({"type": "Message.received", "payload": {"n": 1}}),
-    )
-    .await;
+    post_event(&api, 1).await;
     rx.wait_for(1, Duration::from_secs(10)).await;
     let mut conn = redis().await;
     let leased: Vec<String> = conn
@@ -151,7 +120,6 @@ async fn a_handed_off_job_of_a_killed_process_is_delivered_after_its_lease() {
         .await
         .unwrap();
     assert_eq!(leased.len(), 1, "the job was not handed off: {leased:?}");
-    assert!(leased[0].ends_with(event["id"].as_str().unwrap()));
     first.kill().await;
 
     rx.set_delay(Duration::ZERO);
@@ -164,7 +132,7 @@ async fn a_handed_off_job_of_a_killed_process_is_delivered_after_its_lease() {
         "a redelivery keeps its webhook-id"
     );
     assert!(received.iter().all(|r| verify_standard(&secret, r)));
-    wait_logs_delivered(&http, &second.base, &key, 1).await;
+    wait_logs(&api, "delivered", 1).await;
     assert_eq!(
         stream_entries_added(&mut conn, &prefix).await,
         1,
@@ -182,20 +150,13 @@ async fn a_slow_handed_off_delivery_keeps_its_lease() {
     let admin = format!("admin-{}", ulid::Ulid::new());
     let env = gateway_env(&prefix, &admin, &[("GATEWAY_LEASE_MS", "1200")]);
     let gateway = GatewayProcess::start(BIN, free_port(), &env).await;
-    let http = client();
     let rx = Receiver::start().await;
-    let (key, _) = tenant_and_endpoint(&http, &gateway.base, &admin, &rx).await;
+    let (api, _) = tenant_and_endpoint(&gateway.base, &admin, &rx).await;
     // The answer takes twice the lease (within the 3 s timeout): renewal must keep the
     // job from being taken over and sent again meanwhile.
     rx.set_delay(Duration::from_millis(2_500));
-    post(
-        &http,
-        format!("{}/v1/events", gateway.base),
-        &key,
-        json!({"type": "Message.received", "payload": {"n": 1}}),
-    )
-    .await;
-    wait_logs_delivered(&http, &gateway.base, &key, 1).await;
+    post_event(&api, 1).await;
+    wait_logs(&api, "delivered", 1).await;
     let received = rx.settle(Duration::from_millis(1_500)).await;
     assert_eq!(
         received.len(),
@@ -206,4 +167,104 @@ async fn a_slow_handed_off_delivery_keeps_its_lease() {
     assert_eq!(stream_entries_added(&mut conn, &prefix).await, 0);
     gateway.kill().await;
     cleanup(&prefix).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handed_off_job_that_crashes_its_process_counts_that_lease_towards_dead_lettering() {
+    let prefix = unique_prefix();
+    let admin = format!("admin-{}", ulid::Ulid::new());
+    let settings = [("GATEWAY_LEASE_MS", "1000"), ("GATEWAY_MAX_LEASES", "2")];
+    let healthy_env = gateway_env(&prefix, &admin, &settings);
+    let mut crashing_env = healthy_env.clone();
+    crashing_env.push(("FAILPOINT", "before_send".to_string()));
+    let port = free_port();
+    let rx = Receiver::start().await;
+    let mut first = GatewayProcess::start(BIN, port, &crashing_env).await;
+    let (api, _) = tenant_and_endpoint(&first.base, &admin, &rx).await;
+    // The crashing process stores the event and takes the job itself; it may die before
+    // its 202 is written, so the answer is not checked.
+    let _ = api
+        .raw(
+            "POST",
+            "/v1/events",
+            &[("content-type", "application/json")],
+            br#"{"type": "x", "payload": {"poison": true}}"#.to_vec(),
+        )
+        .await;
+    first
+        .wait_exit(Duration::from_secs(15))
+        .await
+        .expect("crash 1 (handed off)");
+    // Its lease ends, the job goes on the stream, and a second crashing process takes it.
+    let mut second = GatewayProcess::spawn(BIN, port, &crashing_env);
+    second
+        .wait_exit(Duration::from_secs(15))
+        .await
+        .expect("crash 2 (from the stream)");
+    // Two leases ended in a crash, as on the stream alone: the next taker dead-letters it.
+    let healthy = GatewayProcess::start(BIN, port, &healthy_env).await;
+    let failed = wait_logs(&api, "failed", 1).await;
+    let (_, detail) = api
+        .get(&format!("/v1/logs/{}", failed[0]["id"].as_str().unwrap()))
+        .await;
+    assert!(
+        detail["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("dead_lettered"),
+        "{detail}"
+    );
+    assert!(
+        rx.received().is_empty(),
+        "the poison job reached the receiver"
+    );
+    healthy.kill().await;
+    cleanup(&prefix).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_dropped_after_its_event_was_stored_does_not_strand_the_job() {
+    // A Redis of this test's own: it pauses writes, which would stall other tests.
+    let redis_server = RedisServer::start(free_port(), false).await;
+    let prefix = unique_prefix();
+    let admin = format!("admin-{}", ulid::Ulid::new());
+    let mut env = gateway_env(&prefix, &admin, &[("GATEWAY_LEASE_MS", "8000")]);
+    env.push(("GATEWAY_REDIS_URL", redis_server.url()));
+    let gateway = GatewayProcess::start(BIN, free_port(), &env).await;
+    let rx = Receiver::start().await;
+    let (api, _) = tenant_and_endpoint(&gateway.base, &admin, &rx).await;
+    post_event(&api, 0).await;
+    rx.wait_for(1, Duration::from_secs(10)).await;
+
+    // Writes stall for a second; the client gives up after 0.3 s, while its event is
+    // stored after the pause, leased to this process.
+    let mut conn = redis::Client::open(redis_server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(1000)
+        .arg("WRITE")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let dropped = reqwest::Client::new()
+        .post(format!("{}/v1/events", gateway.base))
+        .bearer_auth(&api.key)
+        .timeout(Duration::from_millis(300))
+        .json(&json!({"type": "x", "payload": {"n": 1}}))
+        .send()
+        .await;
+    assert!(dropped.is_err(), "the request was meant to time out");
+    let received = rx.wait_for(2, Duration::from_secs(15)).await;
+    assert_eq!(received.len(), 2);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "delivered only after {:?}: the job waited for its 8 s lease to end",
+        started.elapsed()
+    );
+    gateway.kill().await;
 }

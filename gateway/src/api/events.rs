@@ -70,12 +70,7 @@ pub async fn create(
     event.validate("")?;
     check_target(&state, &tenant.id, &event, "endpoint_id").await?;
     let accepted = state
-        .ingest(
-            &tenant.id,
-            &event,
-            key.as_deref(),
-            state.rate_limit(&tenant),
-        )
+        .ingest(tenant.id.clone(), event, key, state.rate_limit(&tenant))
         .await?;
     state.metrics.events_accepted.inc();
     tracing::debug!(tenant = %tenant.id, event = %accepted.id, deliveries = accepted.deliveries, "event accepted");
@@ -116,11 +111,7 @@ pub async fn batch(
         let state = state.clone();
         let tenant = tenant.id.clone();
         let event = event.clone();
-        ingests.push(async move {
-            state
-                .ingest(&tenant, &event, item_key.as_deref(), limit)
-                .await
-        });
+        ingests.push(async move { state.ingest(tenant, event, item_key, limit).await });
     }
     // The scripts pipeline over one connection; every item is attempted and reported on.
     let results = futures::future::join_all(ingests).await;

@@ -82,23 +82,53 @@ pub struct ApiContext {
 
 impl ApiContext {
     /// Stores an event (durable when this returns) and starts the deliveries this
-    /// process's workers took over at ingest.
+    /// process's workers took over at ingest. With a handoff, storing and dispatching run in
+    /// a task of their own: a request dropped meanwhile (client gone, shutdown deadline)
+    /// cannot strand jobs leased to this process until their lease ends.
     pub async fn ingest(
         &self,
-        tenant: &str,
-        event: &crate::model::event::EventCreate,
-        idempotency_key: Option<&str>,
+        tenant: String,
+        event: crate::model::event::EventCreate,
+        idempotency_key: Option<String>,
         rate_limit: Option<u32>,
     ) -> crate::store::StoreResult<crate::model::event::EventAccepted> {
-        let slots = self.handoff.as_ref().map(|w| w.handoff_slots());
-        let ingested = self
-            .store
-            .ingest(tenant, event, idempotency_key, rate_limit, slots.as_ref())
-            .await?;
-        if let (Some(worker), Some(handed)) = (&self.handoff, ingested.handed_off) {
-            worker.dispatch(tenant, &ingested.accepted.id, event, handed);
-        }
-        Ok(ingested.accepted)
+        let handoff = self
+            .handoff
+            .as_ref()
+            .and_then(|worker| Some((worker.clone(), worker.handoff_slots()?)));
+        let Some((worker, (slots, token))) = handoff else {
+            let ingested = self
+                .store
+                .ingest(
+                    &tenant,
+                    &event,
+                    idempotency_key.as_deref(),
+                    rate_limit,
+                    None,
+                )
+                .await?;
+            return Ok(ingested.accepted);
+        };
+        let store = self.store.clone();
+        let task = tokio::spawn(async move {
+            let ingested = store
+                .ingest(
+                    &tenant,
+                    &event,
+                    idempotency_key.as_deref(),
+                    rate_limit,
+                    Some(&slots),
+                )
+                .await?;
+            if let Some(handed) = ingested.handed_off {
+                worker.dispatch(&tenant, &ingested.accepted.id, &event, handed);
+            }
+            drop(token);
+            Ok(ingested.accepted)
+        });
+        task.await.map_err(|e| {
+            crate::store::StoreError::Corrupt(format!("the ingest task ended early: {e}"))
+        })?
     }
 
     /// The ingest rate limit in force for `tenant`.

@@ -1,9 +1,11 @@
 //! The delivery worker: leases jobs, makes each attempt, records the outcome.
 //!
-//! Per shard, one reader leases as many jobs as there are free delivery slots
-//! (a blocking `XREADGROUP` on its own connection, so a new job starts within
+//! Per shard, one reader leases up to as many jobs as it holds delivery slots (a
+//! blocking `XREADGROUP` on its own connection, so a new job starts within
 //! milliseconds) and runs each in its own task. A maintenance loop moves due
-//! retries back to the stream and takes over jobs whose lease expired. A job is
+//! retries back to the stream, renews the leases of running deliveries and
+//! moves handed-off jobs whose lease ended to the stream; the readers take over
+//! stream jobs whose lease expired. A job is
 //! acknowledged only together with its recorded outcome; if anything fails
 //! before that (Redis down, process killed), the lease expires and the job is
 //! delivered again with the same `webhook-id`.
@@ -20,7 +22,7 @@ use rand::Rng;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
+use tokio_util::task::{task_tracker::TaskTrackerToken, TaskTracker};
 use tracing::{info, warn};
 
 use super::attempt::{attempt, AttemptReport, DeliveryContext, Verdict};
@@ -149,12 +151,18 @@ impl Worker {
     }
 
     /// The free slots of this pool, for ingest to hand its new jobs over (see
-    /// [`crate::store::events::HandoffSlots`]).
-    pub fn handoff_slots(&self) -> HandoffSlots {
-        HandoffSlots {
+    /// [`crate::store::events::HandoffSlots`]), with a token that keeps shutdown waiting
+    /// until those jobs are dispatched; `None` once the pool is shutting down.
+    pub fn handoff_slots(&self) -> Option<(HandoffSlots, TaskTrackerToken)> {
+        if self.tasks.is_closed() {
+            return None;
+        }
+        let token = self.tasks.token();
+        let slots = HandoffSlots {
             slots: self.slots.clone(),
             lease_ms: millis(self.settings.lease),
-        }
+        };
+        Some((slots, token))
     }
 
     /// Starts the deliveries that ingest just stored as leased to this process, from the
@@ -260,8 +268,10 @@ impl Worker {
             };
             let mut permits = vec![first];
             // Each shard's reader holds the slots it may fill while it waits on its stream:
-            // at most its share, so the other shards' readers are never starved, and at most
-            // half of those free, so that ingest can still hand its new jobs straight over.
+            // at most its share, so the other shards' readers are never starved, and beyond
+            // its first slot at most half of those free, so that ingest can still hand its new
+            // jobs straight over. (Per reader: with about as many shards as slots, the
+            // readers' first slots are all there is, and ingest uses the stream.)
             let share = (self.settings.concurrency / usize::from(self.queue.keys().shards()))
                 .clamp(1, MAX_BATCH);
             let wanted = share.min(1 + self.slots.available_permits() / 2);

@@ -217,7 +217,9 @@ impl Queue {
         let pending: Vec<Vec<(String, String, u64, u64)>> = pipe.query_async(&mut conn).await?;
         let mut jobs = Vec::new();
         for (entry, info) in reply.claimed.iter().zip(pending) {
-            let leases = info.first().map_or(0, |(_, _, _, count)| *count);
+            // A job moved here when its handed-off lease ended had one lease before this stream.
+            let handed_off_before = u64::from(entry.map.contains_key("l"));
+            let leases = info.first().map_or(0, |(_, _, _, count)| *count) + handed_off_before;
             match job_from(shard, &entry.id, &entry.map) {
                 Some(job) if leases > self.max_leases => self.dead_letter(&job, leases).await?,
                 Some(job) => jobs.push(job),
@@ -261,38 +263,27 @@ impl Queue {
             .filter(|job| job.lease == Lease::HandedOff)
             .map(Job::member)
             .collect();
-        let mut pipe = redis::pipe();
+        let mut conn = self.conn.clone();
         if !entries.is_empty() {
-            pipe.cmd("XCLAIM")
+            let _: redis::Value = redis::cmd("XCLAIM")
                 .arg(self.keys.jobs(shard))
                 .arg(GROUP)
                 .arg(&self.consumer)
                 .arg(0)
                 .arg(&entries)
                 .arg("JUSTID")
-                .ignore();
+                .query_async(&mut conn)
+                .await?;
         }
         if !handed_off.is_empty() {
-            // XX: a lease the mover already ended (this process stalled past it) stays ended.
-            let until = crate::store::time::now_ms() + self.lease_ms;
-            let mut zadd = redis::cmd("ZADD");
-            zadd.arg(self.keys.leases(shard)).arg("XX");
-            for member in &handed_off {
-                zadd.arg(until).arg(member);
-            }
-            pipe.add_command(zadd).ignore();
+            let _: u64 = scripts::RENEW_LEASES
+                .key(self.keys.leases(shard))
+                .arg(self.lease_ms)
+                .arg(&handed_off)
+                .invoke_async(&mut conn)
+                .await?;
         }
-        if entries.is_empty() && handed_off.is_empty() {
-            return Ok(());
-        }
-        let mut conn = self.conn.clone();
-        pipe.query_async::<()>(&mut conn).await?;
         Ok(())
-    }
-
-    /// How long a lease lasts, in ms.
-    pub fn lease_ms(&self) -> u64 {
-        self.lease_ms
     }
 
     /// Ends the lease of a job that needs no delivery (its log is gone or already finished).
@@ -448,18 +439,20 @@ impl Queue {
     /// took them died), back onto the shard's stream; returns how many moved.
     pub async fn promote_due(&self, shard: u16, now_ms: u64) -> StoreResult<u64> {
         let mut conn = self.conn.clone();
-        let mut moved = 0;
-        for source in [self.keys.delayed(shard), self.keys.leases(shard)] {
-            let n: u64 = scripts::MOVE_DUE
-                .key(source)
-                .key(self.keys.jobs(shard))
-                .arg(now_ms)
-                .arg(500)
-                .invoke_async(&mut conn)
-                .await?;
-            moved += n;
-        }
-        Ok(moved)
+        let retries: u64 = scripts::MOVE_DUE
+            .key(self.keys.delayed(shard))
+            .key(self.keys.jobs(shard))
+            .arg(now_ms)
+            .arg(500)
+            .invoke_async(&mut conn)
+            .await?;
+        let expired: u64 = scripts::MOVE_EXPIRED_LEASES
+            .key(self.keys.leases(shard))
+            .key(self.keys.jobs(shard))
+            .arg(500)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(retries + expired)
     }
 
     /// Re-queues a finished delivery by hand (failed or delivered → pending, one more attempt).

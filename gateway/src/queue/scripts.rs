@@ -30,7 +30,8 @@ end
 ///       leases zset.
 /// ARGV: entry, group, status, attempts, retry-at ms or "", attempt JSON or "", request JSON or "",
 ///       last error or "", delayed member, ttl secs, stats field or "", health ("ok", "fail" or ""), now ms.
-/// Returns -1 when the entry was no longer pending (another worker finished it), else the time
+/// Returns -1 when the job was no longer this worker's (another worker finished it, or its
+/// lease ended and it went back to the stream), else the time
 /// (ms) since which the endpoint has failed every attempt, 0 when it is healthy.
 /// Batched ([`batched_script`]): the outcomes recorded at the same moment go in one call.
 pub static COMPLETE: LazyLock<Script> = LazyLock::new(|| {
@@ -123,6 +124,39 @@ local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, to
 for _, member in ipairs(due) do
   local t, m, e = string.match(member, '^(%S+) (%S+) (%S+)$')
   if t then redis.call('XADD', KEYS[2], '*', 't', t, 'm', m, 'e', e) end
+  redis.call('ZREM', KEYS[1], member)
+end
+return #due
+"#,
+    )
+});
+
+/// Renews handed-off leases: each member still in the leases set (XX: one the mover already
+/// took stays taken) now ends a lease length from now, by Redis' clock.
+/// KEYS: leases zset. ARGV: lease ms, then the members.
+pub static RENEW_LEASES: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local now = redis.call('TIME')
+local lease_end = now[1] * 1000 + math.floor(now[2] / 1000) + tonumber(ARGV[1])
+for i = 2, #ARGV do redis.call('ZADD', KEYS[1], 'XX', lease_end, ARGV[i]) end
+return #ARGV - 1
+"#,
+    )
+});
+
+/// Moves handed-off jobs whose lease ended by Redis' clock (the process that took them died
+/// or stalled) onto the stream, marked `l` so that the lease counts towards dead-lettering.
+/// KEYS: leases zset, jobs stream. ARGV: limit. Members are "tenant msg event".
+pub static MOVE_EXPIRED_LEASES: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local now = redis.call('TIME')
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now[1] * 1000 + math.floor(now[2] / 1000),
+  'LIMIT', 0, tonumber(ARGV[1]))
+for _, member in ipairs(due) do
+  local t, m, e = string.match(member, '^(%S+) (%S+) (%S+)$')
+  if t then redis.call('XADD', KEYS[2], '*', 't', t, 'm', m, 'e', e, 'l', '1') end
   redis.call('ZREM', KEYS[1], member)
 end
 return #due

@@ -38,8 +38,8 @@ const INGEST_LUA: &str = r#"
 -- An Idempotency-Key is remembered 24 h (86400 s), or the retention if shorter.
 -- ARGV: 1 expected version, 2 use idempotency (0/1), 3 ttl secs, 4 event id, 5 tenant,
 --       6 type, 7 channel, 8 target endpoint, 9 payload, 10 created ms, 11 delivery count,
---       12 lease end ms when the caller delivers the jobs itself, else '' (jobs go on the
---       stream), then per delivery: msg id, endpoint id;
+--       12 lease length ms when the caller delivers the jobs itself, else '' (jobs go on
+--       the stream), then per delivery: msg id, endpoint id;
 --       last: events allowed per second (0: no limit)
 local version = redis.call('GET', KEYS[1]) or '0'
 if version ~= ARGV[1] then return {'stale'} end
@@ -55,6 +55,12 @@ if limit > 0 then
 end
 local ttl = tonumber(ARGV[3])
 local n = tonumber(ARGV[11])
+-- a handed-off lease ends by Redis' clock, the one every mover compares with
+local lease_end = nil
+if ARGV[12] ~= '' then
+  local now = redis.call('TIME')
+  lease_end = now[1] * 1000 + math.floor(now[2] / 1000) + tonumber(ARGV[12])
+end
 local ids = {}
 for i = 1, n do ids[i] = ARGV[11 + 2 * i] end
 redis.call('HSET', KEYS[3], 'type', ARGV[6], 'channel', ARGV[7], 'endpoint_id', ARGV[8],
@@ -69,10 +75,10 @@ for i = 1, n do
   redis.call('EXPIRE', log, ttl)
   redis.call('ZADD', KEYS[4], 0, msg)
   redis.call('ZADD', KEYS[6 + 2 * i], 0, msg)
-  if ARGV[12] == '' then
-    redis.call('XADD', KEYS[5], '*', 't', ARGV[5], 'm', msg, 'e', ARGV[4])
+  if lease_end then
+    redis.call('ZADD', KEYS[6], lease_end, ARGV[5] .. ' ' .. msg .. ' ' .. ARGV[4])
   else
-    redis.call('ZADD', KEYS[6], ARGV[12], ARGV[5] .. ' ' .. msg .. ' ' .. ARGV[4])
+    redis.call('XADD', KEYS[5], '*', 't', ARGV[5], 'm', msg, 'e', ARGV[4])
   end
 end
 if ARGV[2] == '1' then
@@ -156,8 +162,8 @@ impl Store {
             };
             let shard = self.keys.shard_of(tenant);
             let permits = handoff.and_then(|h| h.take(targets.len()));
-            let lease_end = match (handoff, &permits) {
-                (Some(h), Some(_)) if !targets.is_empty() => (created + h.lease_ms).to_string(),
+            let lease_ms = match (handoff, &permits) {
+                (Some(h), Some(_)) if !targets.is_empty() => h.lease_ms.to_string(),
                 _ => String::new(),
             };
             let mut call = ScriptCall::new();
@@ -178,7 +184,7 @@ impl Store {
                 .arg(payload)
                 .arg(created)
                 .arg(targets.len())
-                .arg(&lease_end);
+                .arg(&lease_ms);
             let mut deliveries = Vec::with_capacity(targets.len());
             for endpoint in &targets {
                 let msg = new_id(IdKind::Message);
@@ -196,7 +202,7 @@ impl Store {
             match reply.first().map(String::as_str) {
                 Some("ok") => {
                     let handed_off = match permits {
-                        Some(permits) if !lease_end.is_empty() => Some(HandedOff {
+                        Some(permits) if !lease_ms.is_empty() => Some(HandedOff {
                             permits,
                             deliveries,
                             endpoints_version: set.version,

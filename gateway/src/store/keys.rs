@@ -28,7 +28,7 @@
 //! | `{S}:t:<tid>:plugins` | hash | plugin name → metadata JSON (version = sha256) | plugin API | plugin delete |
 //! | `{S}:jobs` | stream | ready jobs `{t: tenant, m: msg}`; the consumer group leases them | ingest, mover, retry | ack (XDEL) |
 //! | `{S}:delayed` | zset | `tenant msg` scored by due time (ms) | worker on failure | mover |
-//! | `{S}:leases` | zset | jobs handed to the process that ingested them, `tenant msg event` scored by lease end (ms) | ingest | outcome; mover at lease end (that process died) |
+//! | `{S}:leases` | zset | jobs handed to the process that ingested them, `tenant msg event` scored by lease end (ms) | ingest; its worker renews the score (`XX`) | outcome; mover at lease end by Redis' clock (that process died) |
 //! | `{S}:dead` | zset | jobs that crashed their worker too often | reclaimer | redrive |
 //! | `P:plugin:wasm:<sha>` | string | uploaded component bytes | plugin API | never (content-addressed) |
 //! | `P:plugin:art:<engine>:<sha>` | string | compiled artifact for one engine build | plugin API / first loader | never |
