@@ -11,7 +11,7 @@ use std::time::Duration;
 use gateway_e2e::process::{free_port, gateway_env, GatewayProcess};
 use gateway_e2e::redis_server::RedisServer;
 use gateway_e2e::signature::verify_standard;
-use gateway_e2e::{cleanup, create_tenant, redis_url, unique_prefix, Api, Receiver};
+use gateway_e2e::{cleanup, client, create_tenant, redis_url, unique_prefix, Api, Receiver};
 use redis::AsyncCommands;
 use serde_json::{json, Value};
 
@@ -183,13 +183,11 @@ async fn a_handed_off_job_that_crashes_its_process_counts_that_lease_towards_dea
     let (api, _) = tenant_and_endpoint(&first.base, &admin, &rx).await;
     // The crashing process stores the event and takes the job itself; it may die before
     // its 202 is written, so the answer is not checked.
-    let _ = api
-        .raw(
-            "POST",
-            "/v1/events",
-            &[("content-type", "application/json")],
-            br#"{"type": "x", "payload": {"poison": true}}"#.to_vec(),
-        )
+    let _ = client()
+        .post(format!("{}/v1/events", api.base))
+        .bearer_auth(&api.key)
+        .json(&json!({"type": "x", "payload": {"poison": true}}))
+        .send()
         .await;
     first
         .wait_exit(Duration::from_secs(15))
@@ -251,7 +249,7 @@ async fn a_request_dropped_after_its_event_was_stored_does_not_strand_the_job() 
         .await
         .unwrap();
     let started = std::time::Instant::now();
-    let dropped = reqwest::Client::new()
+    let dropped = client()
         .post(format!("{}/v1/events", gateway.base))
         .bearer_auth(&api.key)
         .timeout(Duration::from_millis(300))
@@ -267,4 +265,55 @@ async fn a_request_dropped_after_its_event_was_stored_does_not_strand_the_job() 
         started.elapsed()
     );
     gateway.kill().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_the_stream_has_a_backlog_new_events_queue_behind_it() {
+    const BACKLOG: usize = 2_000;
+    let prefix = unique_prefix();
+    let admin = format!("admin-{}", ulid::Ulid::new());
+    let port = free_port();
+    let rx = Receiver::start().await;
+    // A backlog stored by a process without workers.
+    let ingest_only = GatewayProcess::start(
+        BIN,
+        port,
+        &gateway_env(&prefix, &admin, &[("GATEWAY_WORKERS_ENABLED", "false")]),
+    )
+    .await;
+    let (api, _) = tenant_and_endpoint(&ingest_only.base, &admin, &rx).await;
+    for chunk in 0..BACKLOG / 1_000 {
+        let events: Vec<Value> = (0..1_000)
+            .map(|i| json!({"type": "x", "payload": {"n": chunk * 1_000 + i}}))
+            .collect();
+        let (status, body) = api
+            .post("/v1/events/batch", json!({ "events": events }))
+            .await;
+        assert_eq!(status, 202, "{body}");
+    }
+    ingest_only.kill().await;
+    // A process with workers drains it, its slots mostly free (the receiver is fast):
+    // the new event still goes on the stream, behind the backlog.
+    let worker = GatewayProcess::start(BIN, port, &gateway_env(&prefix, &admin, &[])).await;
+    rx.wait_for(1, Duration::from_secs(10)).await;
+    post_event(&api, BACKLOG as u64).await;
+    let mut conn = redis().await;
+    let received_then = rx.received().len();
+    assert!(
+        received_then < BACKLOG,
+        "the backlog was gone before the new event came; the test proves nothing"
+    );
+    assert_eq!(
+        stream_entries_added(&mut conn, &prefix).await,
+        BACKLOG as i64 + 1,
+        "a new event was handed off ahead of the backlog"
+    );
+    assert_eq!(
+        rx.wait_for(BACKLOG + 1, Duration::from_secs(60))
+            .await
+            .len(),
+        BACKLOG + 1
+    );
+    worker.kill().await;
+    cleanup(&prefix).await;
 }

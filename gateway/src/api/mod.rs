@@ -95,7 +95,7 @@ impl ApiContext {
         let handoff = self
             .handoff
             .as_ref()
-            .and_then(|worker| Some((worker.clone(), worker.handoff_slots()?)));
+            .and_then(|worker| Some((worker.clone(), worker.handoff_slots(&tenant)?)));
         let Some((worker, (slots, token))) = handoff else {
             let ingested = self
                 .store

@@ -81,6 +81,9 @@ pub struct Worker {
     endpoint_slots: Arc<EndpointSlots>,
     /// Every delivery task, read or handed off: shutdown waits for them (bounded).
     tasks: TaskTracker,
+    /// Per shard: whether the reader's last read emptied the stream. Ingest hands jobs
+    /// over only then, so a backlog (retries, overflow) is never overtaken indefinitely.
+    stream_drained: Arc<Vec<std::sync::atomic::AtomicBool>>,
 }
 
 /// A job whose lease the maintenance loop renews; untracked when dropped.
@@ -138,6 +141,11 @@ impl Worker {
     /// A worker pool over the given parts.
     pub fn new(store: Store, queue: Queue, ctx: DeliveryContext, settings: WorkerSettings) -> Self {
         let slots = Arc::new(Semaphore::new(settings.concurrency));
+        let stream_drained = Arc::new(
+            (0..queue.keys().shards())
+                .map(|_| std::sync::atomic::AtomicBool::new(true))
+                .collect(),
+        );
         Self {
             store,
             queue,
@@ -147,14 +155,21 @@ impl Worker {
             in_flight: Arc::default(),
             endpoint_slots: Arc::default(),
             tasks: TaskTracker::new(),
+            stream_drained,
         }
     }
 
-    /// The free slots of this pool, for ingest to hand its new jobs over (see
+    /// The free slots of this pool, for ingest to hand `tenant`'s new jobs over (see
     /// [`crate::store::events::HandoffSlots`]), with a token that keeps shutdown waiting
-    /// until those jobs are dispatched; `None` once the pool is shutting down.
-    pub fn handoff_slots(&self) -> Option<(HandoffSlots, TaskTrackerToken)> {
-        if self.tasks.is_closed() {
+    /// until those jobs are dispatched; `None` once the pool is shutting down, or while
+    /// the tenant's shard has a backlog on its stream (new jobs then queue behind it).
+    pub fn handoff_slots(&self, tenant: &str) -> Option<(HandoffSlots, TaskTrackerToken)> {
+        let shard = usize::from(self.queue.keys().shard_of(tenant));
+        let drained = self
+            .stream_drained
+            .get(shard)
+            .is_some_and(|d| d.load(std::sync::atomic::Ordering::Relaxed));
+        if self.tasks.is_closed() || !drained {
             return None;
         }
         let token = self.tasks.token();
@@ -299,10 +314,18 @@ impl Worker {
                 }
                 reclaimed
             } else {
-                tokio::select! {
+                let asked = permits.len();
+                let read = tokio::select! {
                     _ = shutdown.cancelled() => return,
-                    read = self.queue.read(&mut conn, shard, permits.len(), READ_BLOCK.min(reclaim_every)) => read,
+                    read = self.queue.read(&mut conn, shard, asked, READ_BLOCK.min(reclaim_every)) => read,
+                };
+                if let Ok(jobs) = &read {
+                    // A full read means the stream may hold more: until a read comes back
+                    // short, new events queue behind it instead of being handed off.
+                    self.stream_drained[usize::from(shard)]
+                        .store(jobs.len() < asked, std::sync::atomic::Ordering::Relaxed);
                 }
+                read
             };
             match read {
                 Ok(jobs) => {

@@ -1373,7 +1373,7 @@ async fn main() -> Result<()> {
             json!({
                 "compose_template_fresh_instance": plugin_line(&text, "invoke compose-template"),
                 "near_empty_call": plugin_line(&text, "validate_config"),
-                "native": plugin_line(&text, "native"),
+                "native": plugin_line(&text, "same logic, native"),
                 "output": text,
             })
         });
