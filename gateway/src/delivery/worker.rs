@@ -11,8 +11,9 @@
 //! delivered again with the same `webhook-id`.
 //!
 //! The API of the same process hands over the jobs it has just stored when slots are
-//! free ([`Worker::handoff_slots`], [`Worker::dispatch`]): they start at once, from the
-//! event in memory, with no trip through the stream (see [`crate::queue`]).
+//! free and the shard's stream is drained ([`Worker::handoff_slots`],
+//! [`Worker::dispatch`]): they start at once, from the event in memory, with no trip
+//! through the stream (see [`crate::queue`]).
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -169,7 +170,8 @@ impl Worker {
             .stream_drained
             .get(shard)
             .is_some_and(|d| d.load(std::sync::atomic::Ordering::Relaxed));
-        if self.tasks.is_closed() || !drained {
+        // No free slot: no task spawned and no slot held across the ingest round trip.
+        if self.tasks.is_closed() || !drained || self.slots.available_permits() == 0 {
             return None;
         }
         let token = self.tasks.token();
@@ -283,13 +285,21 @@ impl Worker {
             };
             let mut permits = vec![first];
             // Each shard's reader holds the slots it may fill while it waits on its stream:
-            // at most its share, so the other shards' readers are never starved, and beyond
-            // its first slot at most half of those free, so that ingest can still hand its new
-            // jobs straight over. (Per reader: with about as many shards as slots, the
-            // readers' first slots are all there is, and ingest uses the stream.)
+            // at most its share, so the other shards' readers are never starved, and, while
+            // its stream is drained, beyond its first slot at most half of those free, so that
+            // ingest can still hand its new jobs straight over. (Per reader: with about as
+            // many shards as slots, the readers' first slots are all there is, and ingest
+            // uses the stream.)
             let share = (self.settings.concurrency / usize::from(self.queue.keys().shards()))
                 .clamp(1, MAX_BATCH);
-            let wanted = share.min(1 + self.slots.available_permits() / 2);
+            // While the stream has a backlog ingest hands nothing off: take the whole share.
+            let drained =
+                self.stream_drained[usize::from(shard)].load(std::sync::atomic::Ordering::Relaxed);
+            let wanted = if drained {
+                share.min(1 + self.slots.available_permits() / 2)
+            } else {
+                share
+            };
             while permits.len() < wanted {
                 match self.slots.clone().try_acquire_owned() {
                     Ok(p) => permits.push(p),

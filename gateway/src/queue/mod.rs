@@ -4,8 +4,9 @@
 //! - **Leased**: read through the consumer group `workers`; the entry sits in the group's
 //!   pending list until acknowledged. A worker that dies leaves it there; once it has been
 //!   idle longer than the lease, any worker claims it (`XAUTOCLAIM`) and delivers it again.
-//! - **Handed off**: a process that ingests an event while it has free delivery slots
-//!   delivers it itself, with no trip through the stream. The ingest script then writes the
+//! - **Handed off**: a process that ingests an event while it has a free delivery slot
+//!   for each of its deliveries and its shard's stream is drained delivers it itself,
+//!   with no trip through the stream. The ingest script then writes the
 //!   job into `{S}:leases` scored by the lease's end instead of onto the stream; the worker
 //!   renews that score while it delivers. If the process dies, the mover puts the job on the
 //!   stream when the lease ends, as a reclaim would.
@@ -62,7 +63,7 @@ pub enum Lease {
 impl Job {
     /// The job as a zset member (`tenant msg event`), as the delayed, held, leases and dead
     /// sets keep it and the scripts turn back into a stream entry.
-    pub fn member(&self) -> String {
+    fn member(&self) -> String {
         format!("{} {} {}", self.tenant, self.msg, self.event)
     }
 

@@ -7,10 +7,12 @@
 //! answers 202) or none of it is. The calls that concurrent requests make at once
 //! go to Redis as one batch ([`super::group_commit`]); each still stands alone.
 //!
-//! When the caller offers free delivery slots of its own workers ([`HandoffSlots`]), the
+//! When the caller offers delivery slots of its own workers ([`HandoffSlots`]; it does so
+//! only while its shard's stream is drained) and one is free for each delivery, the
 //! script leases the new jobs to this process (in the shard's leases set, scored by the
-//! lease's end) instead of putting them on the stream, and the caller delivers them at
-//! once from what it already holds ([`HandedOff`]): no stream read, no reload of the event.
+//! lease's end by Redis' clock) instead of putting them on the stream, and the caller
+//! delivers them at once from what it already holds ([`HandedOff`]): no stream read, no
+//! reload of the event.
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};

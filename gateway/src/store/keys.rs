@@ -26,7 +26,7 @@
 //! | `{S}:t:<tid>:ep:<ep>:rate:<sec>` | string | deliveries started in that second (endpoint rate limit) | worker | TTL 2 s |
 //! | `{S}:t:<tid>:event-types` | hash | tenant's own event types → description | event-types API | never |
 //! | `{S}:t:<tid>:plugins` | hash | plugin name → metadata JSON (version = sha256) | plugin API | plugin delete |
-//! | `{S}:jobs` | stream | ready jobs `{t: tenant, m: msg}`; the consumer group leases them | ingest, mover, retry | ack (XDEL) |
+//! | `{S}:jobs` | stream | ready jobs `{t: tenant, m: msg, e: event}` (`l: 1` when a handed-off lease ended first); the consumer group leases them | ingest, mover, retry | ack (XDEL) |
 //! | `{S}:delayed` | zset | `tenant msg` scored by due time (ms) | worker on failure | mover |
 //! | `{S}:leases` | zset | jobs handed to the process that ingested them, `tenant msg event` scored by lease end (ms) | ingest; its worker renews the score (`XX`) | outcome; mover at lease end by Redis' clock (that process died) |
 //! | `{S}:dead` | zset | jobs that crashed their worker too often | reclaimer | redrive |
