@@ -25,6 +25,16 @@ async fn redis() -> redis::aio::MultiplexedConnection {
         .unwrap()
 }
 
+/// A fresh key prefix and admin token for one test's gateways.
+fn names() -> (String, String) {
+    (unique_prefix(), format!("admin-{}", ulid::Ulid::new()))
+}
+
+/// How many jobs the shard's leases set holds (handed off, not finished).
+async fn leases(conn: &mut redis::aio::MultiplexedConnection, prefix: &str) -> u64 {
+    conn.zcard(format!("{{{prefix}:s0}}:leases")).await.unwrap()
+}
+
 /// How many entries the shard's jobs stream has ever had (`XINFO STREAM` entries-added).
 async fn stream_entries_added(conn: &mut redis::aio::MultiplexedConnection, prefix: &str) -> i64 {
     let info: redis::Value = redis::cmd("XINFO")
@@ -73,8 +83,7 @@ async fn wait_logs(api: &Api, status: &str, n: usize) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_stored_with_free_slots_are_delivered_without_the_stream() {
-    let prefix = unique_prefix();
-    let admin = format!("admin-{}", ulid::Ulid::new());
+    let (prefix, admin) = names();
     let env = gateway_env(&prefix, &admin, &[]);
     let gateway = GatewayProcess::start(BIN, free_port(), &env).await;
     let rx = Receiver::start().await;
@@ -95,7 +104,7 @@ async fn events_stored_with_free_slots_are_delivered_without_the_stream() {
         0,
         "a job went through the stream although the process had free slots"
     );
-    let leases: u64 = conn.zcard(format!("{{{prefix}:s0}}:leases")).await.unwrap();
+    let leases = leases(&mut conn, &prefix).await;
     assert_eq!(leases, 0, "a finished delivery kept its lease");
     gateway.kill().await;
     cleanup(&prefix).await;
@@ -103,8 +112,7 @@ async fn events_stored_with_free_slots_are_delivered_without_the_stream() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_handed_off_job_of_a_killed_process_is_delivered_after_its_lease() {
-    let prefix = unique_prefix();
-    let admin = format!("admin-{}", ulid::Ulid::new());
+    let (prefix, admin) = names();
     let env = gateway_env(&prefix, &admin, &[("GATEWAY_LEASE_MS", "1500")]);
     let port = free_port();
     let first = GatewayProcess::start(BIN, port, &env).await;
@@ -115,11 +123,11 @@ async fn a_handed_off_job_of_a_killed_process_is_delivered_after_its_lease() {
     post_event(&api, 1).await;
     rx.wait_for(1, Duration::from_secs(10)).await;
     let mut conn = redis().await;
-    let leased: Vec<String> = conn
-        .zrange(format!("{{{prefix}:s0}}:leases"), 0, -1)
-        .await
-        .unwrap();
-    assert_eq!(leased.len(), 1, "the job was not handed off: {leased:?}");
+    assert_eq!(
+        leases(&mut conn, &prefix).await,
+        1,
+        "the job was not handed off"
+    );
     first.kill().await;
 
     rx.set_delay(Duration::ZERO);
@@ -138,7 +146,7 @@ async fn a_handed_off_job_of_a_killed_process_is_delivered_after_its_lease() {
         1,
         "the job should reach the second process through the stream, once"
     );
-    let leases: u64 = conn.zcard(format!("{{{prefix}:s0}}:leases")).await.unwrap();
+    let leases = leases(&mut conn, &prefix).await;
     assert_eq!(leases, 0);
     second.kill().await;
     cleanup(&prefix).await;
@@ -146,8 +154,7 @@ async fn a_handed_off_job_of_a_killed_process_is_delivered_after_its_lease() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_handed_off_delivery_keeps_its_lease() {
-    let prefix = unique_prefix();
-    let admin = format!("admin-{}", ulid::Ulid::new());
+    let (prefix, admin) = names();
     let env = gateway_env(&prefix, &admin, &[("GATEWAY_LEASE_MS", "1200")]);
     let gateway = GatewayProcess::start(BIN, free_port(), &env).await;
     let rx = Receiver::start().await;
@@ -171,8 +178,7 @@ async fn a_slow_handed_off_delivery_keeps_its_lease() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_handed_off_job_that_crashes_its_process_counts_that_lease_towards_dead_lettering() {
-    let prefix = unique_prefix();
-    let admin = format!("admin-{}", ulid::Ulid::new());
+    let (prefix, admin) = names();
     let settings = [("GATEWAY_LEASE_MS", "1000"), ("GATEWAY_MAX_LEASES", "2")];
     let healthy_env = gateway_env(&prefix, &admin, &settings);
     let mut crashing_env = healthy_env.clone();
@@ -193,6 +199,13 @@ async fn a_handed_off_job_that_crashes_its_process_counts_that_lease_towards_dea
         .wait_exit(Duration::from_secs(15))
         .await
         .expect("crash 1 (handed off)");
+    // No mover has run since: the job is still in the leases set, not on the stream.
+    let mut conn = redis().await;
+    assert_eq!(
+        leases(&mut conn, &prefix).await,
+        1,
+        "the job was not handed off"
+    );
     // Its lease ends, the job goes on the stream, and a second crashing process takes it.
     let mut second = GatewayProcess::spawn(BIN, port, &crashing_env);
     second
@@ -224,8 +237,7 @@ async fn a_handed_off_job_that_crashes_its_process_counts_that_lease_towards_dea
 async fn a_request_dropped_after_its_event_was_stored_does_not_strand_the_job() {
     // A Redis of this test's own: it pauses writes, which would stall other tests.
     let redis_server = RedisServer::start(free_port(), false).await;
-    let prefix = unique_prefix();
-    let admin = format!("admin-{}", ulid::Ulid::new());
+    let (prefix, admin) = names();
     let mut env = gateway_env(&prefix, &admin, &[("GATEWAY_LEASE_MS", "8000")]);
     env.push(("GATEWAY_REDIS_URL", redis_server.url()));
     let gateway = GatewayProcess::start(BIN, free_port(), &env).await;
@@ -270,8 +282,7 @@ async fn a_request_dropped_after_its_event_was_stored_does_not_strand_the_job() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn while_the_stream_has_a_backlog_new_events_queue_behind_it() {
     const BACKLOG: usize = 2_000;
-    let prefix = unique_prefix();
-    let admin = format!("admin-{}", ulid::Ulid::new());
+    let (prefix, admin) = names();
     let port = free_port();
     let rx = Receiver::start().await;
     // A backlog stored by a process without workers.

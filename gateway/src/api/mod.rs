@@ -92,41 +92,33 @@ impl ApiContext {
         idempotency_key: Option<String>,
         rate_limit: Option<u32>,
     ) -> crate::store::StoreResult<crate::model::event::EventAccepted> {
+        // The worker, its slots, and a token that holds its shutdown until dispatch is done.
         let handoff = self
             .handoff
             .as_ref()
             .and_then(|worker| Some((worker.clone(), worker.handoff_slots(&tenant)?)));
-        let Some((worker, (slots, token))) = handoff else {
-            let ingested = self
-                .store
-                .ingest(
-                    &tenant,
-                    &event,
-                    idempotency_key.as_deref(),
-                    rate_limit,
-                    None,
-                )
-                .await?;
-            return Ok(ingested.accepted);
-        };
+        let spawn = handoff.is_some();
         let store = self.store.clone();
-        let task = tokio::spawn(async move {
+        let work = async move {
+            let slots = handoff.as_ref().map(|(_, (slots, _))| slots);
             let ingested = store
                 .ingest(
                     &tenant,
                     &event,
                     idempotency_key.as_deref(),
                     rate_limit,
-                    Some(&slots),
+                    slots,
                 )
                 .await?;
-            if let Some(handed) = ingested.handed_off {
+            if let (Some((worker, _)), Some(handed)) = (&handoff, ingested.handed_off) {
                 worker.dispatch(&tenant, &ingested.accepted.id, &event, handed);
             }
-            drop(token);
             Ok(ingested.accepted)
-        });
-        task.await.map_err(|e| {
+        };
+        if !spawn {
+            return work.await;
+        }
+        tokio::spawn(work).await.map_err(|e| {
             crate::store::StoreError::Corrupt(format!("the ingest task ended early: {e}"))
         })?
     }

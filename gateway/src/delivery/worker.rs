@@ -16,6 +16,7 @@
 //! through the stream (see [`crate::queue`]).
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -84,7 +85,7 @@ pub struct Worker {
     tasks: TaskTracker,
     /// Per shard: whether the reader's last read emptied the stream. Ingest hands jobs
     /// over only then, so a backlog (retries, overflow) is never overtaken indefinitely.
-    stream_drained: Arc<Vec<std::sync::atomic::AtomicBool>>,
+    stream_drained: Arc<Vec<AtomicBool>>,
 }
 
 /// A job whose lease the maintenance loop renews; untracked when dropped.
@@ -144,7 +145,7 @@ impl Worker {
         let slots = Arc::new(Semaphore::new(settings.concurrency));
         let stream_drained = Arc::new(
             (0..queue.keys().shards())
-                .map(|_| std::sync::atomic::AtomicBool::new(true))
+                .map(|_| AtomicBool::new(true))
                 .collect(),
         );
         Self {
@@ -169,7 +170,7 @@ impl Worker {
         let drained = self
             .stream_drained
             .get(shard)
-            .is_some_and(|d| d.load(std::sync::atomic::Ordering::Relaxed));
+            .is_some_and(|d| d.load(Ordering::Relaxed));
         // No free slot: no task spawned and no slot held across the ingest round trip.
         if self.tasks.is_closed() || !drained || self.slots.available_permits() == 0 {
             return None;
@@ -293,8 +294,7 @@ impl Worker {
             let share = (self.settings.concurrency / usize::from(self.queue.keys().shards()))
                 .clamp(1, MAX_BATCH);
             // While the stream has a backlog ingest hands nothing off: take the whole share.
-            let drained =
-                self.stream_drained[usize::from(shard)].load(std::sync::atomic::Ordering::Relaxed);
+            let drained = self.stream_drained[usize::from(shard)].load(Ordering::Relaxed);
             let wanted = if drained {
                 share.min(1 + self.slots.available_permits() / 2)
             } else {
@@ -333,7 +333,7 @@ impl Worker {
                     // A full read means the stream may hold more: until a read comes back
                     // short, new events queue behind it instead of being handed off.
                     self.stream_drained[usize::from(shard)]
-                        .store(jobs.len() < asked, std::sync::atomic::Ordering::Relaxed);
+                        .store(jobs.len() < asked, Ordering::Relaxed);
                 }
                 read
             };

@@ -252,18 +252,14 @@ impl Queue {
     /// Renews the leases of jobs of one shard this worker is still delivering, so that a
     /// slow delivery is not taken over by another worker while it runs.
     pub async fn renew(&self, shard: u16, jobs: &[Job]) -> StoreResult<()> {
-        let entries: Vec<&str> = jobs
-            .iter()
-            .filter_map(|job| match &job.lease {
-                Lease::Stream(entry) => Some(entry.as_str()),
-                Lease::HandedOff => None,
-            })
-            .collect();
-        let handed_off: Vec<String> = jobs
-            .iter()
-            .filter(|job| job.lease == Lease::HandedOff)
-            .map(Job::member)
-            .collect();
+        let mut entries: Vec<&str> = Vec::new();
+        let mut handed_off: Vec<String> = Vec::new();
+        for job in jobs {
+            match &job.lease {
+                Lease::Stream(entry) => entries.push(entry),
+                Lease::HandedOff => handed_off.push(job.member()),
+            }
+        }
         let mut conn = self.conn.clone();
         if !entries.is_empty() {
             let _: redis::Value = redis::cmd("XCLAIM")

@@ -163,10 +163,10 @@ impl Store {
                 None => self.keys.event(tenant, &event_id),
             };
             let shard = self.keys.shard_of(tenant);
-            let permits = handoff.and_then(|h| h.take(targets.len()));
-            let lease_ms = match (handoff, &permits) {
-                (Some(h), Some(_)) if !targets.is_empty() => h.lease_ms.to_string(),
-                _ => String::new(),
+            // Leased to the caller: the lease length and one slot per delivery.
+            let lease = match handoff {
+                Some(h) if !targets.is_empty() => h.take(targets.len()).map(|p| (h.lease_ms, p)),
+                _ => None,
             };
             let mut call = ScriptCall::new();
             call.key(self.keys.endpoints_version(tenant))
@@ -186,7 +186,12 @@ impl Store {
                 .arg(payload)
                 .arg(created)
                 .arg(targets.len())
-                .arg(&lease_ms);
+                .arg(
+                    lease
+                        .as_ref()
+                        .map(|(ms, _)| ms.to_string())
+                        .unwrap_or_default(),
+                );
             let mut deliveries = Vec::with_capacity(targets.len());
             for endpoint in &targets {
                 let msg = new_id(IdKind::Message);
@@ -203,15 +208,12 @@ impl Store {
                 redis::from_redis_value(reply).map_err(redis::RedisError::from)?;
             match reply.first().map(String::as_str) {
                 Some("ok") => {
-                    let handed_off = match permits {
-                        Some(permits) if !lease_ms.is_empty() => Some(HandedOff {
-                            permits,
-                            deliveries,
-                            endpoints_version: set.version,
-                            created_ms: created,
-                        }),
-                        _ => None,
-                    };
+                    let handed_off = lease.map(|(_, permits)| HandedOff {
+                        permits,
+                        deliveries,
+                        endpoints_version: set.version,
+                        created_ms: created,
+                    });
                     return Ok(Ingested {
                         accepted: EventAccepted {
                             id: event_id,
