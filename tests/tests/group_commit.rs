@@ -157,13 +157,19 @@ async fn a_failing_call_fails_alone_and_the_rest_of_its_batch_is_written() {
         list_len, 1,
         "the list the failing call touched is left as it was"
     );
+    // The 20 calls shared a batch (one each would be 21 EVALSHA calls with the slow one).
+    let round_trips = evalsha_calls(&mut conn).await;
+    assert!(
+        round_trips <= 4,
+        "21 calls took {round_trips} EVALSHA calls"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_too_big_to_share_a_batch_goes_alone_and_all_succeed() {
     let redis = RedisServer::start(free_port(), false).await;
-    let conn = connect(&redis).await;
-    let batcher = Arc::new(ScriptBatcher::new(&INCR, conn));
+    let mut conn = connect(&redis).await;
+    let batcher = Arc::new(ScriptBatcher::new(&INCR, conn.clone()));
     let busy = hold_busy(&batcher);
     tokio::time::sleep(Duration::from_millis(20)).await;
 
@@ -181,6 +187,13 @@ async fn a_call_too_big_to_share_a_batch_goes_alone_and_all_succeed() {
         let expected = if i == 5 { 7 } else { i as i64 + 1 };
         assert_eq!(reply.unwrap(), Value::Int(expected), "call {i}");
     }
+    // The slow call, s0-s4, the big call alone, s6-s10: a batch ignoring its caps would
+    // take the 11 in one (2 EVALSHA calls in all).
+    let round_trips = evalsha_calls(&mut conn).await;
+    assert!(
+        round_trips >= 4,
+        "the big call shared a batch: {round_trips} EVALSHA calls"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -559,7 +559,9 @@ impl Worker {
         // failed attempt comes back here, and the idempotency key (the endpoint's revision,
         // unchanged) keeps the notice single: never a pause the tenant was not told about.
         let set = self.store.load_endpoints(tenant).await?;
-        let payload = serde_json::json!({"endpoint_id": endpoint, "reason": reason, "disabled_at": crate::store::time::rfc3339(now_ms())});
+        let payload = serde_json::value::to_raw_value(
+            &serde_json::json!({"endpoint_id": endpoint, "reason": reason, "disabled_at": crate::store::time::rfc3339(now_ms())}),
+        )?;
         for target in set
             .endpoints
             .iter()
@@ -567,7 +569,7 @@ impl Worker {
         {
             let event = crate::model::event::EventCreate {
                 event_type: OPERATIONAL_EVENT.to_string(),
-                payload: serde_json::value::to_raw_value(&payload)?,
+                payload: payload.clone(),
                 channel: None,
                 endpoint_id: Some(target.id.clone()),
             };

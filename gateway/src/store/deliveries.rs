@@ -39,19 +39,19 @@ impl Store {
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
-        // The endpoint version once per tenant of the batch, after the jobs' logs and events.
+        // The endpoint version once per tenant of the batch, then the jobs' logs and events.
         let mut tenants: Vec<&str> = jobs.iter().map(|job| job.tenant.as_str()).collect();
         tenants.sort_unstable();
         tenants.dedup();
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
+        for tenant in &tenants {
+            pipe.get(self.keys.endpoints_version(tenant));
+        }
         for job in jobs {
             // The log's state only, not the request a previous attempt stored.
             pipe.hmget(self.keys.log(&job.tenant, &job.msg), &LOG_FIELDS[..])
                 .hgetall(self.keys.event(&job.tenant, &job.event));
-        }
-        for tenant in &tenants {
-            pipe.get(self.keys.endpoints_version(tenant));
         }
         let mut conn = self.conn();
         let replies: Vec<redis::RedisResult<redis::Value>> = pipe.query_async(&mut conn).await?;
@@ -63,18 +63,16 @@ impl Store {
             )));
         }
         let mut replies = replies.into_iter();
-        let per_job: Vec<_> = replies.by_ref().take(jobs.len() * 2).collect();
-        let versions: Vec<redis::RedisResult<redis::Value>> = replies.collect();
-        let mut per_job = per_job.into_iter();
+        let versions: Vec<_> = replies.by_ref().take(tenants.len()).collect();
         let mut loaded = Vec::with_capacity(jobs.len());
         for job in jobs {
-            let (Some(log), Some(event)) = (per_job.next(), per_job.next()) else {
+            let (Some(log), Some(event)) = (replies.next(), replies.next()) else {
                 break;
             };
-            let version = match tenants.binary_search(&job.tenant.as_str()) {
-                Ok(i) => versions[i].clone(),
-                Err(_) => Ok(redis::Value::Nil),
-            };
+            // `tenants` holds every job's tenant.
+            let version = tenants
+                .binary_search(&job.tenant.as_str())
+                .map_or(Ok(redis::Value::Nil), |i| versions[i].clone());
             loaded.push(parse_delivery(job, log, event, version));
         }
         Ok(loaded)

@@ -198,7 +198,7 @@ async fn send_batches(
             }
             Err(e) => {
                 for reply in batch.replies {
-                    let _ = reply.send(Err(e.for_caller()));
+                    let _ = reply.send(Err(e.clone()));
                 }
             }
         }
@@ -249,7 +249,7 @@ async fn run_batch(
     script: &Script,
     conn: &mut ConnectionManager,
     batch: &Batch,
-) -> Result<Vec<StoreResult<Value>>, BatchError> {
+) -> StoreResult<Vec<StoreResult<Value>>> {
     let calls = &batch.calls;
     let count = calls.len();
     // The EVALSHA built straight from the calls: each key and argument is copied once,
@@ -272,14 +272,13 @@ async fn run_batch(
     let reply: Vec<Value> = match cmd.query_async(conn).await {
         Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
             // Redis restarted or flushed its scripts: load it and go again.
-            script.load_async(conn).await.map_err(BatchError::Redis)?;
+            script.load_async(conn).await?;
             cmd.query_async(conn).await
         }
         other => other,
-    }
-    .map_err(BatchError::Redis)?;
+    }?;
     if reply.len() != count {
-        return Err(BatchError::Corrupt(format!(
+        return Err(StoreError::Corrupt(format!(
             "batched script answered {} replies to {count} calls",
             reply.len()
         )));
@@ -312,23 +311,6 @@ fn server_error(text: Value) -> redis::RedisError {
     match redis::parse_redis_value(format!("-{line}\r\n").as_bytes()) {
         Ok(Value::ServerError(e)) => e.into(),
         _ => redis::make_extension_error("ERR".into(), Some(line)),
-    }
-}
-
-/// A batch-wide failure, handed to every caller of the batch.
-#[derive(Debug)]
-enum BatchError {
-    Redis(redis::RedisError),
-    Corrupt(String),
-}
-
-impl BatchError {
-    /// One caller's copy.
-    fn for_caller(&self) -> StoreError {
-        match self {
-            BatchError::Redis(e) => StoreError::Redis(e.clone()),
-            BatchError::Corrupt(m) => StoreError::Corrupt(m.clone()),
-        }
     }
 }
 

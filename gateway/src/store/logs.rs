@@ -152,6 +152,9 @@ impl Store {
             .hgetall(self.keys.log(tenant, id))
             .query_async(&mut conn)
             .await?;
+        if fields.is_empty() {
+            return Err(StoreError::NotFound);
+        }
         let event = fields.get("event_id").cloned().unwrap_or_default();
         let payload: Option<String> = conn
             .hget(self.keys.event(tenant, &event), "payload")

@@ -27,7 +27,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 pub use keys::Keys;
 
 /// A failure of the store layer.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// Redis could not be reached or answered with an error.
     #[error("redis: {0}")]
