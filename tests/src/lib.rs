@@ -195,6 +195,14 @@ pub struct Api {
 }
 
 impl Api {
+    /// The same tenant through the gateway at `base` (another process on the same data).
+    pub fn on(&self, base: &str) -> Api {
+        Api {
+            base: base.to_string(),
+            ..self.clone()
+        }
+    }
+
     /// Sends a request with a JSON body (or none) and returns the status and JSON answer.
     pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");

@@ -40,7 +40,6 @@ pub static COMPLETE: LazyLock<Script> = LazyLock::new(|| {
         r#"
 if release(KEYS[3], ARGV[2], ARGV[1], KEYS[8], ARGV[9]) == 0 then return -1 end
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-local ttl = tonumber(ARGV[10])
 local fields = {'status', ARGV[3], 'attempts', ARGV[4], 'next_attempt_at_ms', ARGV[5], 'last_error', ARGV[8]}
 if ARGV[7] ~= '' then
   fields[#fields + 1] = 'request'
@@ -50,7 +49,7 @@ local number = tonumber(ARGV[4])
 if ARGV[6] ~= '' then
   -- attempt n is the log's field a:<n>, so it lives exactly as long as its log; the
   -- newest 100 are kept
-  fields[#fields + 1] = 'a:' .. number
+  fields[#fields + 1] = 'a:' .. ARGV[4]
   fields[#fields + 1] = ARGV[6]
 end
 redis.call('HSET', KEYS[1], unpack(fields))
@@ -59,19 +58,19 @@ if ARGV[5] ~= '' then
   redis.call('ZADD', KEYS[4], ARGV[5], ARGV[9])
   -- a retry due after the retention would find its log gone: keep log, attempts
   -- and event for a full retention past the retry
-  local keep = ttl + math.ceil((tonumber(ARGV[5]) - tonumber(ARGV[13])) / 1000)
+  local keep = tonumber(ARGV[10]) + math.ceil((tonumber(ARGV[5]) - tonumber(ARGV[13])) / 1000)
   for _, key in ipairs({KEYS[1], KEYS[2], KEYS[7]}) do
-    if redis.call('TTL', key) < keep then redis.call('EXPIRE', key, keep) end
+    if redis.call('TTL', key) < keep then redis.call('EXPIRE', key, string.format('%d', keep)) end
   end
 end
 if ARGV[11] ~= '' then
   -- a field's first count may create the hash: that is when it gets its 8-day TTL
-  if redis.call('HINCRBY', KEYS[5], ARGV[11], 1) == 1 then redis.call('EXPIRE', KEYS[5], 691200) end
+  if redis.call('HINCRBY', KEYS[5], ARGV[11], '1') == 1 then redis.call('EXPIRE', KEYS[5], '691200') end
 end
 if ARGV[12] == 'ok' then
   redis.call('DEL', KEYS[6])
 elseif ARGV[12] == 'fail' then
-  redis.call('SET', KEYS[6], ARGV[13], 'NX', 'EX', 2592000)
+  redis.call('SET', KEYS[6], ARGV[13], 'NX', 'EX', '2592000')
   return tonumber(redis.call('GET', KEYS[6]))
 end
 return 0
@@ -138,7 +137,7 @@ pub static RENEW_LEASES: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 local now = redis.call('TIME')
-local lease_end = now[1] * 1000 + math.floor(now[2] / 1000) + tonumber(ARGV[1])
+local lease_end = string.format('%d', now[1] * 1000 + math.floor(now[2] / 1000) + tonumber(ARGV[1]))
 for i = 2, #ARGV do redis.call('ZADD', KEYS[1], 'XX', lease_end, ARGV[i]) end
 return #ARGV - 1
 "#,

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use super::event_record::{self, StoredEvent};
 use super::time::rfc3339;
 use super::{Store, StoreError, StoreResult};
 use crate::plugins::PluginEvent;
@@ -48,10 +49,14 @@ impl Store {
         for tenant in &tenants {
             pipe.get(self.keys.endpoints_version(tenant));
         }
-        for job in jobs {
+        let event_keys: Vec<String> = jobs
+            .iter()
+            .map(|job| self.keys.event(&job.tenant, &job.event))
+            .collect();
+        for (job, event_key) in jobs.iter().zip(&event_keys) {
             // The log's state only, not the request a previous attempt stored.
             pipe.hmget(self.keys.log(&job.tenant, &job.msg), &LOG_FIELDS[..])
-                .hgetall(self.keys.event(&job.tenant, &job.event));
+                .get(event_key);
         }
         let mut conn = self.conn();
         let replies: Vec<redis::RedisResult<redis::Value>> = pipe.query_async(&mut conn).await?;
@@ -64,18 +69,27 @@ impl Store {
         }
         let mut replies = replies.into_iter();
         let versions: Vec<_> = replies.by_ref().take(tenants.len()).collect();
-        let mut loaded = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            let (Some(log), Some(event)) = (replies.next(), replies.next()) else {
-                break;
-            };
-            // `tenants` holds every job's tenant.
-            let version = tenants
-                .binary_search(&job.tenant.as_str())
-                .map_or(Ok(redis::Value::Nil), |i| versions[i].clone());
-            loaded.push(parse_delivery(job, log, event, version));
+        let (mut logs, mut events) = (
+            Vec::with_capacity(jobs.len()),
+            Vec::with_capacity(jobs.len()),
+        );
+        while let (Some(log), Some(event)) = (replies.next(), replies.next()) {
+            logs.push(log);
+            events.push(event);
         }
-        Ok(loaded)
+        let events = event_record::read_events(&mut conn, &event_keys, events).await?;
+        Ok(jobs
+            .iter()
+            .zip(logs)
+            .zip(events)
+            .map(|((job, log), event)| {
+                // `tenants` holds every job's tenant.
+                let version = tenants
+                    .binary_search(&job.tenant.as_str())
+                    .map_or(Ok(redis::Value::Nil), |i| versions[i].clone());
+                parse_delivery(job, log, event, version)
+            })
+            .collect())
     }
 }
 
@@ -86,43 +100,40 @@ const LOG_FIELDS: [&str; 4] = ["status", "attempts", "endpoint_id", "manual"];
 fn parse_delivery(
     job: &Job,
     log: redis::RedisResult<redis::Value>,
-    event: redis::RedisResult<redis::Value>,
+    event: StoreResult<Option<StoredEvent>>,
     version: redis::RedisResult<redis::Value>,
 ) -> StoreResult<Option<DeliveryInput>> {
     let (log, event, version) = (log?, event?, version?);
     let log: Vec<Option<String>> = redis::from_redis_value(log).map_err(redis::RedisError::from)?;
     let log = super::logs::present_fields(&LOG_FIELDS, log);
-    let event: HashMap<String, String> =
-        redis::from_redis_value(event).map_err(redis::RedisError::from)?;
     let version: Option<u64> = redis::from_redis_value(version).map_err(redis::RedisError::from)?;
-    Ok(delivery_input(job, log, event, version))
+    Ok(event.and_then(|event| delivery_input(job, log, event, version)))
 }
 
 fn delivery_input(
     job: &Job,
     log: HashMap<String, String>,
-    event: HashMap<String, String>,
+    event: StoredEvent,
     version: Option<u64>,
 ) -> Option<DeliveryInput> {
-    if log.is_empty() || event.is_empty() {
+    if log.is_empty() {
         return None;
     }
-    let text = |m: &HashMap<String, String>, k: &str| m.get(k).cloned().unwrap_or_default();
-    let created_ms: u64 = text(&event, "created_at_ms").parse().unwrap_or(0);
+    let text = |k: &str| log.get(k).cloned().unwrap_or_default();
     Some(DeliveryInput {
-        status: text(&log, "status"),
-        attempts: text(&log, "attempts").parse().unwrap_or(0),
-        endpoint_id: text(&log, "endpoint_id"),
+        status: text("status"),
+        attempts: text("attempts").parse().unwrap_or(0),
+        endpoint_id: text("endpoint_id"),
         manual: log.get("manual").is_some_and(|m| m == "1"),
         event: PluginEvent {
             id: job.event.clone(),
-            event_type: text(&event, "type"),
+            event_type: event.event_type,
             tenant: job.tenant.clone(),
-            channel: event.get("channel").filter(|c| !c.is_empty()).cloned(),
-            created_at: rfc3339(created_ms),
-            payload: text(&event, "payload"),
+            channel: event.channel,
+            created_at: rfc3339(event.created_at_ms),
+            payload: event.payload,
         },
-        event_created_ms: created_ms,
+        event_created_ms: event.created_at_ms,
         endpoints_version: version.unwrap_or(0),
     })
 }

@@ -14,18 +14,16 @@
 //! delivers them at once from what it already holds ([`HandedOff`]): no stream read, no
 //! reload of the event.
 
-use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
-use redis::{AsyncCommands, Script};
+use redis::Script;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::group_commit::{batched_script, ScriptCall};
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::time::{now_ms, rfc3339};
-use super::{Store, StoreError, StoreResult};
+use super::{event_record, Store, StoreError, StoreResult};
 use crate::ids::{new_id, IdKind};
 use crate::matching;
 use crate::model::event::{EventAccepted, EventCreate, EventView};
@@ -39,8 +37,8 @@ const INGEST_LUA: &str = r#"
 --       last: this second's rate counter
 -- An Idempotency-Key is remembered 24 h (86400 s), or the retention if shorter.
 -- ARGV: 1 expected version, 2 use idempotency (0/1), 3 ttl secs, 4 event id, 5 tenant,
---       6 type, 7 channel, 8 target endpoint, 9 payload, 10 created ms, 11 delivery count,
---       12 lease length ms when the caller delivers the jobs itself, else '' (jobs go on
+--       6 type, 7 the event as stored (see event_record.rs), 8 created ms, 9 delivery count,
+--       10 lease length ms when the caller delivers the jobs itself, else '' (jobs go on
 --       the stream), then per delivery: msg id, endpoint id;
 --       last: events allowed per second (0: no limit)
 local version = redis.call('GET', KEYS[1]) or '0'
@@ -52,31 +50,27 @@ end
 local limit = tonumber(ARGV[#ARGV])
 if limit > 0 then
   local used = redis.call('INCR', KEYS[#KEYS])
-  if used == 1 then redis.call('EXPIRE', KEYS[#KEYS], 2) end
+  if used == 1 then redis.call('EXPIRE', KEYS[#KEYS], '2') end
   if used > limit then return {'limited'} end
 end
-local ttl = tonumber(ARGV[3])
-local n = tonumber(ARGV[11])
+local n = tonumber(ARGV[9])
 -- a handed-off lease ends by Redis' clock, the one every mover compares with
 local lease_end = nil
-if ARGV[12] ~= '' then
+if ARGV[10] ~= '' then
   local now = redis.call('TIME')
-  lease_end = now[1] * 1000 + math.floor(now[2] / 1000) + tonumber(ARGV[12])
+  -- '%d': an integer as text; a Lua number passed to redis.call would go through '%.14g'
+  lease_end = string.format('%d', now[1] * 1000 + math.floor(now[2] / 1000) + tonumber(ARGV[10]))
 end
-local ids = {}
-for i = 1, n do ids[i] = ARGV[11 + 2 * i] end
-redis.call('HSET', KEYS[3], 'type', ARGV[6], 'channel', ARGV[7], 'endpoint_id', ARGV[8],
-  'payload', ARGV[9], 'created_at_ms', ARGV[10], 'deliveries', table.concat(ids, ' '))
-redis.call('EXPIRE', KEYS[3], ttl)
+redis.call('SET', KEYS[3], ARGV[7], 'EX', ARGV[3])
 for i = 1, n do
-  local msg = ARGV[11 + 2 * i]
-  local endpoint = ARGV[12 + 2 * i]
+  local msg = ARGV[9 + 2 * i]
+  local endpoint = ARGV[10 + 2 * i]
   local log = KEYS[5 + 2 * i]
   redis.call('HSET', log, 'event_id', ARGV[4], 'endpoint_id', endpoint, 'event_type', ARGV[6],
-    'created_at_ms', ARGV[10], 'status', 'pending', 'attempts', 0)
-  redis.call('EXPIRE', log, ttl)
-  redis.call('ZADD', KEYS[4], 0, msg)
-  redis.call('ZADD', KEYS[6 + 2 * i], 0, msg)
+    'created_at_ms', ARGV[8], 'status', 'pending', 'attempts', '0')
+  redis.call('EXPIRE', log, ARGV[3])
+  redis.call('ZADD', KEYS[4], '0', msg)
+  redis.call('ZADD', KEYS[6 + 2 * i], '0', msg)
   if lease_end then
     redis.call('ZADD', KEYS[6], lease_end, ARGV[5] .. ' ' .. msg .. ' ' .. ARGV[4])
   else
@@ -84,7 +78,7 @@ for i = 1, n do
   end
 end
 if ARGV[2] == '1' then
-  redis.call('SET', KEYS[2], ARGV[4] .. ' ' .. n, 'EX', math.min(86400, ttl))
+  redis.call('SET', KEYS[2], ARGV[4] .. ' ' .. ARGV[9], 'EX', string.format('%d', math.min(86400, tonumber(ARGV[3]))))
 end
 return {'ok'}
 "#;
@@ -168,6 +162,19 @@ impl Store {
                 Some(h) if !targets.is_empty() => h.take(targets.len()).map(|p| (h.lease_ms, p)),
                 _ => None,
             };
+            let deliveries: Vec<(String, String)> = targets
+                .iter()
+                .map(|endpoint| (new_id(IdKind::Message), endpoint.id.clone()))
+                .collect();
+            let msg_ids: Vec<&str> = deliveries.iter().map(|(msg, _)| msg.as_str()).collect();
+            let record = event_record::encode(
+                &event.event_type,
+                event.channel.as_deref(),
+                event.endpoint_id.as_deref(),
+                created,
+                &msg_ids,
+                payload,
+            );
             let mut call = ScriptCall::new();
             call.key(self.keys.endpoints_version(tenant))
                 .key(idem_key)
@@ -181,9 +188,7 @@ impl Store {
                 .arg(&event_id)
                 .arg(tenant)
                 .arg(&event.event_type)
-                .arg(event.channel.as_deref().unwrap_or(""))
-                .arg(event.endpoint_id.as_deref().unwrap_or(""))
-                .arg(payload)
+                .arg(record)
                 .arg(created)
                 .arg(targets.len())
                 .arg(
@@ -192,14 +197,11 @@ impl Store {
                         .map(|(ms, _)| ms.to_string())
                         .unwrap_or_default(),
                 );
-            let mut deliveries = Vec::with_capacity(targets.len());
-            for endpoint in &targets {
-                let msg = new_id(IdKind::Message);
-                call.key(self.keys.log(tenant, &msg))
-                    .key(self.keys.endpoint_logs_index(tenant, &endpoint.id))
-                    .arg(&msg)
-                    .arg(&endpoint.id);
-                deliveries.push((msg, endpoint.id.clone()));
+            for (msg, endpoint) in &deliveries {
+                call.key(self.keys.log(tenant, msg))
+                    .key(self.keys.endpoint_logs_index(tenant, endpoint))
+                    .arg(msg)
+                    .arg(endpoint);
             }
             call.key(self.keys.rate_window(tenant, created / 1000))
                 .arg(rate_limit.unwrap_or(0));
@@ -249,24 +251,20 @@ impl Store {
     /// One event of this tenant.
     pub async fn get_event(&self, tenant: &str, id: &str) -> StoreResult<EventView> {
         let mut conn = self.conn();
-        let fields: HashMap<String, String> = conn.hgetall(self.keys.event(tenant, id)).await?;
-        if fields.is_empty() {
-            return Err(StoreError::NotFound);
-        }
-        let text = |k: &str| fields.get(k).cloned().unwrap_or_default();
-        let optional = |k: &str| fields.get(k).filter(|v| !v.is_empty()).cloned();
-        let payload: Value = serde_json::from_str(&text("payload"))?;
+        let key = self.keys.event(tenant, id);
+        let event = event_record::get_events(&mut conn, std::slice::from_ref(&key))
+            .await?
+            .pop()
+            .unwrap_or(Ok(None))?
+            .ok_or(StoreError::NotFound)?;
         Ok(EventView {
             id: id.to_string(),
-            event_type: text("type"),
-            channel: optional("channel"),
-            endpoint_id: optional("endpoint_id"),
-            payload,
-            created_at: rfc3339(text("created_at_ms").parse().unwrap_or(0)),
-            deliveries: text("deliveries")
-                .split_whitespace()
-                .map(str::to_owned)
-                .collect(),
+            payload: serde_json::from_str(&event.payload)?,
+            event_type: event.event_type,
+            channel: event.channel,
+            endpoint_id: event.endpoint_id,
+            created_at: rfc3339(event.created_at_ms),
+            deliveries: event.deliveries,
         })
     }
 }

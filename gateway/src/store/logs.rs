@@ -11,6 +11,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use redis::AsyncCommands;
 use serde_json::Value;
 
+use super::event_record::{self, StoredEvent};
 use super::time::rfc3339;
 use super::{Store, StoreError, StoreResult};
 use crate::ids::{self, IdKind};
@@ -127,17 +128,19 @@ impl Store {
             .into_iter()
             .map(|values| present_fields(&SUMMARY_FIELDS, values))
             .collect();
-        let mut pipe = redis::pipe();
-        for fields in &logs {
-            let event = fields.get("event_id").cloned().unwrap_or_default();
-            pipe.hget(self.keys.event(tenant, &event), "payload");
-        }
-        let payloads: Vec<Option<String>> = pipe.query_async(&mut conn).await?;
+        let event_keys: Vec<String> = logs
+            .iter()
+            .map(|fields| {
+                let event = fields.get("event_id").map_or("", String::as_str);
+                self.keys.event(tenant, event)
+            })
+            .collect();
+        let events = event_record::get_events(&mut conn, &event_keys).await?;
         Ok(ids
             .iter()
             .zip(logs)
-            .zip(payloads)
-            .map(|((id, fields), payload)| entry_from(id, &fields, payload.as_deref()))
+            .zip(events)
+            .map(|((id, fields), event)| entry_from(id, &fields, payload_of(event).as_deref()))
             .collect())
     }
 
@@ -155,10 +158,11 @@ impl Store {
         if fields.is_empty() {
             return Err(StoreError::NotFound);
         }
-        let event = fields.get("event_id").cloned().unwrap_or_default();
-        let payload: Option<String> = conn
-            .hget(self.keys.event(tenant, &event), "payload")
-            .await?;
+        let event = fields.get("event_id").map_or("", String::as_str);
+        let event = event_record::get_events(&mut conn, &[self.keys.event(tenant, event)])
+            .await?
+            .pop();
+        let payload = event.and_then(payload_of);
         let entry = entry_from(id, &fields, payload.as_deref()).ok_or(StoreError::NotFound)?;
         let attempt_details = attempt_records(legacy, &fields)
             .iter()
@@ -190,6 +194,12 @@ fn attempt_records(legacy: Vec<String>, fields: &HashMap<String, String>) -> Vec
     let mut records = legacy;
     records.extend(numbered.into_iter().map(|(_, record)| record.clone()));
     records
+}
+
+/// The payload of an event read for a log; a log whose event is gone or unreadable shows
+/// a null payload rather than failing the page.
+fn payload_of(event: StoreResult<Option<StoredEvent>>) -> Option<String> {
+    event.ok().flatten().map(|event| event.payload)
 }
 
 /// The log fields a summary shows (HMGET: never the stored request).

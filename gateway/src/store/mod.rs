@@ -8,6 +8,7 @@
 pub mod api_key_cache;
 pub mod deliveries;
 pub mod endpoints;
+pub mod event_record;
 pub mod event_types;
 pub mod events;
 pub mod group_commit;
