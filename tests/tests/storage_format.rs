@@ -1,6 +1,8 @@
 //! The stored form of events: one string per event (header line and payload), and events
 //! that gateways before 2026-11-21 stored as hashes still delivered and shown.
 
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use gateway_e2e::{Receiver, TestGateway};
