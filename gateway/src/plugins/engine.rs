@@ -64,9 +64,9 @@ pub const TICK: Duration = Duration::from_millis(2);
 /// Measured with `benches/plugin_invoke.rs` (Linux 6.18, 2 cores, loaded
 /// machine), fresh instance + near-empty call, p50: 0 → 22 µs, 1 MiB → 35 µs,
 /// 4 MiB → 25 µs, when plugins were built with rustc's 1 MiB wasm stack. A
-/// Rust plugin's memory starts at its stack plus data (the built-ins: 320 KiB,
-/// 256 KiB stack, and with plugin-sdk's `bump-allocator` they no longer grow
-/// it during a typical call: near-empty call 4.4 µs); tenant plugins built with
+/// Rust plugin's memory starts at its stack plus data (the built-ins: 192 KiB,
+/// 128 KiB stack, and with plugin-sdk's `bump-allocator` they do not grow it
+/// during a call on a 1 KB event: near-empty call 4.4 µs); tenant plugins built with
 /// the defaults start at ~1.1 MiB. A value below a plugin's memory splits it
 /// between `memset` and `madvise` and pays for both; 4 MiB covers a typical
 /// plugin's whole working set. Only pages a plugin touched stay resident.

@@ -450,3 +450,45 @@ fn builtins_prepare_and_run() {
         }
     }
 }
+
+/// The deepest payload ingest accepts (`api::json::MAX_DEPTH` - 1 levels for the whole
+/// body, so one less for the payload), each level an object and an array, runs through both
+/// built-ins with variables that copy the deep value: their wasm stack holds it.
+#[test]
+fn builtins_run_on_the_deepest_payload_ingest_accepts() {
+    let levels = crate::api::json::MAX_DEPTH - 2;
+    let mut payload = String::from("\"bottom\"");
+    for i in 0..levels {
+        payload = if i % 2 == 0 {
+            format!("{{\"a\":{payload}}}")
+        } else {
+            format!("[{payload}]")
+        };
+    }
+    let configs = [
+        (
+            "compose-template",
+            r#"{"url": "https://example.com/x?v=@{{payload.a}}", "body": {"deep": "@{{payload.a}}", "all": "@{{payload}}"}}"#,
+        ),
+        (
+            "chatbot-webhook",
+            r#"{"body": [{"key": "deep", "value": "payload.a", "type": "variable"}, {"key": "all", "value": "payload", "type": "variable"}]}"#,
+        ),
+    ];
+    for (name, config) in configs {
+        let builtin = builtin::get(name).unwrap();
+        let (_, plugin) = engine().prepare_and_load(builtin.component).unwrap();
+        let out = engine()
+            .invoke_blocking(&plugin, &event(&payload), request(), config)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let PluginAction::Deliver(sent) = out.action else {
+            panic!("{name}: {:?}", out.action);
+        };
+        let body: serde_json::Value = serde_json::from_slice(&sent.body).unwrap();
+        assert!(
+            body["all"].to_string().contains("bottom"),
+            "{name}: {}",
+            String::from_utf8_lossy(&sent.body)
+        );
+    }
+}
