@@ -29,28 +29,57 @@ const AUTH_PUBLIC_KEYS: &[&str] = &[
     "param",
 ];
 
+/// Words that make a key (or header name) secret, compared in lower case with `-` and `_`
+/// left out.
+const SECRET_WORDS: &[&[u8]] = &[
+    b"password",
+    b"secret",
+    b"token",
+    b"apikey",
+    b"credential",
+    b"privatekey",
+];
+
+/// Whether `key` names a secret. Runs for every header of every delivery, so it normalizes
+/// into a stack buffer instead of allocating (longer keys take the allocating path).
 fn is_secret_key(key: &str) -> bool {
-    let key = key.to_ascii_lowercase().replace(['-', '_'], "");
-    [
-        "password",
-        "secret",
-        "token",
-        "apikey",
-        "credential",
-        "privatekey",
-    ]
-    .iter()
-    .any(|s| key.contains(s))
+    let normalized = key
+        .bytes()
+        .filter(|b| *b != b'-' && *b != b'_')
+        .map(|b| b.to_ascii_lowercase());
+    let mut buf = [0u8; 128];
+    let mut len = 0;
+    for b in normalized.clone() {
+        if len == buf.len() {
+            return contains_secret_word(&normalized.collect::<Vec<u8>>());
+        }
+        buf[len] = b;
+        len += 1;
+    }
+    contains_secret_word(&buf[..len])
+}
+
+fn contains_secret_word(key: &[u8]) -> bool {
+    SECRET_WORDS
+        .iter()
+        .any(|word| key.windows(word.len()).any(|w| w == *word))
 }
 
 /// Headers whose values are masked whatever they contain.
 pub fn is_sensitive_header(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    matches!(
-        name.as_str(),
-        "authorization" | "proxy-authorization" | "cookie" | "set-cookie"
-    ) || is_secret_key(&name)
-        || name.ends_with("-key")
+    [
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+    ]
+    .iter()
+    .any(|h| name.eq_ignore_ascii_case(h))
+        || is_secret_key(name)
+        || name
+            .len()
+            .checked_sub(4)
+            .is_some_and(|start| name.as_bytes()[start..].eq_ignore_ascii_case(b"-key"))
 }
 
 /// Every secret string in a plugin config.
@@ -260,5 +289,38 @@ mod tests {
             format!("1 {MASK} 2 {MASK} 3")
         );
         assert_eq!(scrub("nothing here", &Secrets::default()), "nothing here");
+    }
+
+    #[test]
+    fn secret_keys_and_sensitive_headers_whatever_their_case_and_separators() {
+        for key in [
+            "password",
+            "X-Api-Key",
+            "API_KEY",
+            "clientSecret",
+            "refresh-TOKEN",
+            "private_key",
+        ] {
+            assert!(is_secret_key(key), "{key}");
+        }
+        for key in ["url", "method", "headers", "tokenless"] {
+            assert_eq!(is_secret_key(key), key == "tokenless", "{key}");
+        }
+        let long = format!("{}secret", "a-".repeat(200));
+        assert!(is_secret_key(&long), "a key longer than the stack buffer");
+        assert!(!is_secret_key(&"a-".repeat(200)));
+        assert!(is_secret_key("pässwörd-token"), "non-ASCII around a word");
+        for name in [
+            "Authorization",
+            "COOKIE",
+            "set-cookie",
+            "X-Signing-KEY",
+            "x-auth-token",
+        ] {
+            assert!(is_sensitive_header(name), "{name}");
+        }
+        for name in ["content-type", "key", "x-keys", "user-agent"] {
+            assert!(!is_sensitive_header(name), "{name}");
+        }
     }
 }

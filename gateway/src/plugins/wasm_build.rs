@@ -71,11 +71,12 @@ pub fn cargo_build_wasm(
     if target == PLUGIN_TARGET {
         // A 128 KiB stack instead of rustc's 1 MiB default: a plugin's whole linear
         // memory is then a couple of hundred KiB, which the pooling allocator resets after
-        // every call (a memset), so a smaller memory is a faster call. The deepest payload
-        // ingest accepts (126 levels) needs 64-72 KiB of it in the built-ins (measured by
-        // `plugins::tests::builtins_run_on_the_deepest_payload_ingest_accepts`, which fails
-        // at 64 KiB); 128 KiB keeps that with 1.8x to spare. Against 256 KiB:
-        // compose-template call p50 29.9-30.1 -> 27.4-28.2 us (benches/plugin_invoke.rs).
+        // every call (a memset), so a smaller memory is a faster call. The worst case the
+        // API lets through (the deepest payload, 126 levels, copied into the deepest
+        // compose-template body, 121 levels) needs 80-96 KiB of it: measured by
+        // `plugins::tests::builtins_run_on_the_deepest_payload_ingest_accepts`, which
+        // fails at 80 KiB and passes at 96. Against 256 KiB: compose-template call p50
+        // 29.9-30.1 -> 27.4-28.2 us (benches/plugin_invoke.rs).
         cmd.env(
             "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS",
             "-C link-arg=-zstack-size=131072",

@@ -33,6 +33,8 @@
 //! | `P:plugin:wasm:<sha>` | string | uploaded component bytes | plugin API | never (content-addressed) |
 //! | `P:plugin:art:<engine>:<sha>` | string | compiled artifact for one engine build | plugin API / first loader | never |
 
+use std::fmt::Write;
+
 /// Builds key names for one gateway deployment.
 #[derive(Debug, Clone)]
 pub struct Keys {
@@ -79,8 +81,34 @@ impl Keys {
         }
     }
 
-    fn tenant_base(&self, tenant: &str) -> String {
-        format!("{}:t:{}", self.tag(self.shard_of(tenant)), tenant)
+    /// `{S}:t:<tid>` followed by `parts`, built in one allocation: keys are made for every
+    /// Redis call on the hot path, and `format!` over `format!` made two.
+    fn tenant_key(&self, tenant: &str, parts: &[&str]) -> String {
+        let tag = self.tag(self.shard_of(tenant));
+        let len = tag.len() + 3 + tenant.len() + parts.iter().map(|p| p.len()).sum::<usize>();
+        let mut key = String::with_capacity(len + 20);
+        key.push_str(&tag);
+        key.push_str(":t:");
+        key.push_str(tenant);
+        parts.iter().for_each(|p| key.push_str(p));
+        key
+    }
+
+    /// [`Self::tenant_key`] ending in a number (an hour or a second).
+    fn tenant_key_n(&self, tenant: &str, parts: &[&str], n: u64) -> String {
+        let mut key = self.tenant_key(tenant, parts);
+        // Writing to a String cannot fail.
+        let _ = write!(key, "{n}");
+        key
+    }
+
+    /// `{S}` of a shard followed by `suffix`.
+    fn shard_key(&self, shard: u16, suffix: &str) -> String {
+        let tag = self.tag(shard);
+        let mut key = String::with_capacity(tag.len() + suffix.len());
+        key.push_str(&tag);
+        key.push_str(suffix);
+        key
     }
 
     /// API key hash → tenant.
@@ -105,92 +133,82 @@ impl Keys {
 
     /// A tenant's endpoints.
     pub fn endpoints(&self, tenant: &str) -> String {
-        format!("{}:endpoints", self.tenant_base(tenant))
+        self.tenant_key(tenant, &[":endpoints"])
     }
 
     /// A tenant's endpoint version counter.
     pub fn endpoints_version(&self, tenant: &str) -> String {
-        format!("{}:endpoints:ver", self.tenant_base(tenant))
+        self.tenant_key(tenant, &[":endpoints:ver"])
     }
 
     /// One event.
     pub fn event(&self, tenant: &str, event: &str) -> String {
-        format!("{}:evt:{}", self.tenant_base(tenant), event)
+        self.tenant_key(tenant, &[":evt:", event])
     }
 
     /// An idempotency key (already hashed).
     pub fn idempotency(&self, tenant: &str, key_hash: &str) -> String {
-        format!("{}:idem:{}", self.tenant_base(tenant), key_hash)
+        self.tenant_key(tenant, &[":idem:", key_hash])
     }
 
     /// One delivery log.
     pub fn log(&self, tenant: &str, msg: &str) -> String {
-        format!("{}:log:{}", self.tenant_base(tenant), msg)
+        self.tenant_key(tenant, &[":log:", msg])
     }
 
     /// One delivery log's attempts list (legacy: see the table above).
     pub fn attempts(&self, tenant: &str, msg: &str) -> String {
-        format!("{}:log:{}:attempts", self.tenant_base(tenant), msg)
+        self.tenant_key(tenant, &[":log:", msg, ":attempts"])
     }
 
     /// A tenant's log index.
     pub fn logs_index(&self, tenant: &str) -> String {
-        format!("{}:logs", self.tenant_base(tenant))
+        self.tenant_key(tenant, &[":logs"])
     }
 
     /// One endpoint's log index.
     pub fn endpoint_logs_index(&self, tenant: &str, endpoint: &str) -> String {
-        format!("{}:ep:{}:logs", self.tenant_base(tenant), endpoint)
+        self.tenant_key(tenant, &[":ep:", endpoint, ":logs"])
     }
 
     /// An endpoint's outcome counts for one hour (Unix hour number).
     pub fn endpoint_stats(&self, tenant: &str, endpoint: &str, hour: u64) -> String {
-        format!(
-            "{}:ep:{}:stats:{}",
-            self.tenant_base(tenant),
-            endpoint,
-            hour
-        )
+        self.tenant_key_n(tenant, &[":ep:", endpoint, ":stats:"], hour)
     }
 
     /// Since when (Unix ms) an endpoint has failed every attempt; absent while healthy.
     pub fn endpoint_health(&self, tenant: &str, endpoint: &str) -> String {
-        format!("{}:ep:{}:failing-since", self.tenant_base(tenant), endpoint)
+        self.tenant_key(tenant, &[":ep:", endpoint, ":failing-since"])
     }
 
     /// Jobs held while an endpoint is paused.
     pub fn held(&self, tenant: &str, endpoint: &str) -> String {
-        format!("{}:ep:{}:held", self.tenant_base(tenant), endpoint)
+        self.tenant_key(tenant, &[":ep:", endpoint, ":held"])
     }
 
     /// A tenant's ingest counter for one second (Unix seconds).
     pub fn rate_window(&self, tenant: &str, second: u64) -> String {
-        format!("{}:rate:{}", self.tenant_base(tenant), second)
+        self.tenant_key_n(tenant, &[":rate:"], second)
     }
 
     /// An endpoint's delivery counter for one second (Unix seconds).
     pub fn endpoint_rate_window(&self, tenant: &str, endpoint: &str, second: u64) -> String {
-        format!(
-            "{}:ep:{}:rate:{}",
-            self.tenant_base(tenant),
-            endpoint,
-            second
-        )
+        self.tenant_key_n(tenant, &[":ep:", endpoint, ":rate:"], second)
     }
 
     /// A tenant's own event types.
     pub fn event_types(&self, tenant: &str) -> String {
-        format!("{}:event-types", self.tenant_base(tenant))
+        self.tenant_key(tenant, &[":event-types"])
     }
 
     /// A tenant's plugins.
     pub fn plugins(&self, tenant: &str) -> String {
-        format!("{}:plugins", self.tenant_base(tenant))
+        self.tenant_key(tenant, &[":plugins"])
     }
 
     /// The ready-job stream of a shard.
     pub fn jobs(&self, shard: u16) -> String {
-        format!("{}:jobs", self.tag(shard))
+        self.shard_key(shard, ":jobs")
     }
 
     /// The ready-job stream of a tenant's shard.
@@ -200,17 +218,17 @@ impl Keys {
 
     /// Delayed retries of a shard.
     pub fn delayed(&self, shard: u16) -> String {
-        format!("{}:delayed", self.tag(shard))
+        self.shard_key(shard, ":delayed")
     }
 
     /// Jobs of a shard handed off at ingest to the ingesting process, scored by lease end.
     pub fn leases(&self, shard: u16) -> String {
-        format!("{}:leases", self.tag(shard))
+        self.shard_key(shard, ":leases")
     }
 
     /// Dead-lettered jobs of a shard.
     pub fn dead(&self, shard: u16) -> String {
-        format!("{}:dead", self.tag(shard))
+        self.shard_key(shard, ":dead")
     }
 
     /// Uploaded plugin bytes by content hash.
@@ -259,6 +277,31 @@ mod tests {
         let t = "ten_01HX";
         let tag = format!("{{gw:s{}}}", keys.shard_of(t));
         assert_eq!(keys.log(t, "msg_1"), format!("{tag}:t:{t}:log:msg_1"));
+        assert_eq!(
+            keys.attempts(t, "msg_1"),
+            format!("{tag}:t:{t}:log:msg_1:attempts")
+        );
+        assert_eq!(keys.event(t, "evt_1"), format!("{tag}:t:{t}:evt:evt_1"));
+        assert_eq!(
+            keys.endpoints_version(t),
+            format!("{tag}:t:{t}:endpoints:ver")
+        );
+        assert_eq!(
+            keys.endpoint_logs_index(t, "ep_1"),
+            format!("{tag}:t:{t}:ep:ep_1:logs")
+        );
+        assert_eq!(
+            keys.endpoint_stats(t, "ep_1", 491_000),
+            format!("{tag}:t:{t}:ep:ep_1:stats:491000")
+        );
+        assert_eq!(
+            keys.rate_window(t, 1_763_700_000),
+            format!("{tag}:t:{t}:rate:1763700000")
+        );
+        assert_eq!(
+            keys.endpoint_rate_window(t, "ep_1", 7),
+            format!("{tag}:t:{t}:ep:ep_1:rate:7")
+        );
         assert_eq!(keys.jobs(1), "{gw:s1}:jobs");
         assert_eq!(keys.delayed(0), "{gw:s0}:delayed");
         assert_eq!(keys.dead(1), "{gw:s1}:dead");

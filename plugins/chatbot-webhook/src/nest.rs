@@ -3,6 +3,12 @@
 
 use plugin_sdk::{Error, Value};
 
+/// Most segments in a body key. The body is built, serialized and dropped by recursion on
+/// the plugin's wasm stack (128 KiB), so its depth must stay bounded: 32 levels of keys
+/// plus the deepest payload a variable can copy (126) is measured to fit, with room, by
+/// the gateway's `builtins_run_on_the_deepest_payload_ingest_accepts` test.
+pub const MAX_SEGMENTS: usize = 32;
+
 /// A parsed body key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Key {
@@ -27,6 +33,12 @@ impl Key {
         let segments: Vec<String> = path.split('.').map(str::to_owned).collect();
         if segments.iter().any(String::is_empty) {
             return Err(Error::new(format!("`{key}` has an empty segment")));
+        }
+        if segments.len() > MAX_SEGMENTS {
+            return Err(Error::new(format!(
+                "`{key}` has {} segments; at most {MAX_SEGMENTS} are allowed",
+                segments.len()
+            )));
         }
         Ok(Self { segments, append })
     }
@@ -136,5 +148,16 @@ mod tests {
         );
         assert_eq!(err(&[("a..b", json!(1))]), "`a..b` has an empty segment");
         assert_eq!(err(&[("[]", json!(1))]), "`[]` has an empty segment");
+    }
+
+    #[test]
+    fn keys_are_at_most_32_segments_deep() {
+        let deepest = vec!["k"; MAX_SEGMENTS].join(".");
+        assert!(build(&[(&format!("{deepest}[]"), json!(1))]).is_ok());
+        let too_deep = format!("{deepest}.k");
+        assert_eq!(
+            build(&[(&too_deep, json!(1))]).unwrap_err().to_string(),
+            format!("`{too_deep}` has 33 segments; at most 32 are allowed")
+        );
     }
 }

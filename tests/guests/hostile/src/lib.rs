@@ -10,6 +10,7 @@
 //! | `refused_then_loop` | asks for 1 GiB (refused, handled), then spins    |
 //! | `grow`        | allocates without bound (memory limit)                 |
 //! | `recurse`     | recurses without bound (stack overflow trap)           |
+//! | `recurse_in_memory` | recurses with a local in linear memory (its shadow stack runs out first) |
 //! | `trap`        | panics (`unreachable`)                                 |
 //! | `big_output`  | returns a body of `config.bytes` (default 4 MiB)       |
 //! | `crlf_header` | adds a header whose value contains CR LF               |
@@ -34,6 +35,7 @@ const MODES: &[&str] = &[
     "refused_then_loop",
     "grow",
     "recurse",
+    "recurse_in_memory",
     "trap",
     "big_output",
     "crlf_header",
@@ -62,6 +64,20 @@ static KEEP_RECURSING: core::sync::atomic::AtomicBool = core::sync::atomic::Atom
 fn recurse(depth: u64) -> u64 {
     if KEEP_RECURSING.load(core::sync::atomic::Ordering::Relaxed) {
         recurse(depth + 1).wrapping_mul(31).wrapping_add(depth)
+    } else {
+        depth
+    }
+}
+
+/// Recursion that also keeps a local in linear memory (`black_box` takes its address): the
+/// shadow stack at the bottom of memory runs out before the host's stack limit, and the
+/// next frame writes below address 0.
+#[inline(never)]
+fn recurse_in_memory(depth: u64) -> u64 {
+    if core::hint::black_box(true) {
+        recurse_in_memory(depth + 1)
+            .wrapping_mul(31)
+            .wrapping_add(depth)
     } else {
         depth
     }
@@ -111,6 +127,10 @@ impl Guest for Hostile {
             }
             "recurse" => {
                 let r = recurse(0);
+                Err(format!("unreachable: {r}"))
+            }
+            "recurse_in_memory" => {
+                let r = recurse_in_memory(0);
                 Err(format!("unreachable: {r}"))
             }
             "trap" => panic!("asked to trap"),
