@@ -36,8 +36,9 @@ pub async fn run(
         .clone()
         .context("admin_token must be set before run")?;
     let keys = Keys::new(&config.redis_prefix, config.shards);
-    let store =
-        Store::connect(&config.redis_url, keys.clone(), config.retention()).context("redis_url")?;
+    let store = Store::connect(&config.redis_url, keys.clone(), config.retention())
+        .context("redis_url")?
+        .with_event_format(config.event_format);
     let consumer = format!(
         "{}-{}",
         std::process::id(),

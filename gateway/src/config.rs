@@ -69,6 +69,10 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Limits applied to every plugin call (`[plugins]` section).
     pub plugins: PluginLimits,
+    /// How new events are stored: `string` (default) or `hash`, the form gateways before
+    /// 2026-11-21 read; set `hash` while such gateways still run (`GATEWAY_EVENT_FORMAT`;
+    /// README, "Upgrading").
+    pub event_format: crate::store::event_record::EventFormat,
 }
 
 /// Shape of the log lines written to stderr.
@@ -105,6 +109,7 @@ impl Default for Config {
             disable_after_failing_ms: 5 * 86_400 * 1000,
             log_format: LogFormat::Text,
             plugins: PluginLimits::default(),
+            event_format: Default::default(),
         }
     }
 }

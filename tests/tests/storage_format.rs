@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use gateway::store::event_record::EventFormat;
 use gateway_e2e::{Receiver, TestGateway};
 use redis::AsyncCommands;
 use reqwest::StatusCode;
@@ -20,11 +21,20 @@ async fn redis_and_tag(prefix: &str) -> (redis::aio::MultiplexedConnection, Stri
 }
 
 fn configure(prefix: &str, workers: bool) -> impl FnOnce(&mut gateway::config::Config) {
+    configure_format(prefix, workers, EventFormat::String)
+}
+
+fn configure_format(
+    prefix: &str,
+    workers: bool,
+    format: EventFormat,
+) -> impl FnOnce(&mut gateway::config::Config) {
     let prefix = prefix.to_string();
     move |c: &mut gateway::config::Config| {
         c.redis_prefix = prefix;
         c.shards = 1;
         c.workers_enabled = workers;
+        c.event_format = format;
     }
 }
 
@@ -97,6 +107,11 @@ async fn an_event_stored_as_a_hash_by_an_older_gateway_is_delivered_and_shown() 
         .event(json!({"type": "Message.received", "channel": "whatsapp", "payload": payload}))
         .await;
     let deliveries = api.deliveries_of(&event_id).await;
+    // A second event stays in the new form: one log page and one read batch hold both.
+    let (newer_id, _) = api
+        .event(json!({"type": "Message.received", "payload": {"newer": true}}))
+        .await;
+    let newer = api.deliveries_of(&newer_id).await;
     drop(ingest);
 
     // Rewrite the stored event the way gateways before 2026-11-21 wrote it.
@@ -121,9 +136,13 @@ async fn an_event_stored_as_a_hash_by_an_older_gateway_is_delivered_and_shown() 
 
     let worker = TestGateway::start_with(configure(&prefix, true)).await;
     let api = api.on(&worker.base);
-    let got = rx.wait_for(1, WAIT).await;
-    assert_eq!(got[0].json(), payload);
+    let got = rx.wait_for(2, WAIT).await;
+    let bodies: Vec<Value> = got.iter().map(|r| r.json()).collect();
+    assert!(bodies.contains(&payload), "{bodies:?}");
+    assert!(bodies.contains(&json!({"newer": true})), "{bodies:?}");
     api.wait_log_status(&deliveries[0], "delivered", WAIT).await;
+    let [_, newer_listed, _] = shown(&api, &newer_id, &newer[0]).await;
+    assert_eq!(newer_listed["payload"], json!({"newer": true}));
     let [event, listed, detail] = shown(&api, &event_id, &deliveries[0]).await;
     assert_eq!(event["payload"], payload);
     assert_eq!(event["channel"], "whatsapp");
@@ -132,5 +151,60 @@ async fn an_event_stored_as_a_hash_by_an_older_gateway_is_delivered_and_shown() 
     assert_eq!(listed["payload"], payload);
     assert_eq!(detail["payload"], payload);
     worker.stop().await;
+    gateway_e2e::cleanup(&prefix).await;
+}
+
+/// With `event_format = "hash"` (a fleet that still runs older gateways) events are written
+/// exactly as those gateways read them, and delivered and shown as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hash_format_writes_what_older_gateways_read() {
+    let prefix = gateway_e2e::unique_prefix();
+    let gw = TestGateway::start_with(configure_format(&prefix, true, EventFormat::Hash)).await;
+    let api = gw.tenant().await;
+    let rx = Receiver::start().await;
+    let (endpoint, _) = api
+        .endpoint(json!({"url": rx.url("/hook"), "event_types": ["Template.status"]}))
+        .await;
+    let payload = json!({"status": "approved", "text": "a\nb é"});
+    let (event_id, _) = api
+        .event(json!({"type": "Template.status", "endpoint_id": endpoint, "payload": payload}))
+        .await;
+    let deliveries = api.deliveries_of(&event_id).await;
+
+    let (mut conn, tag) = redis_and_tag(&prefix).await;
+    let key = format!("{tag}:t:{}:evt:{event_id}", api.id);
+    let stored: std::collections::HashMap<String, String> = conn.hgetall(&key).await.unwrap();
+    let mut names: Vec<&str> = stored.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "channel",
+            "created_at_ms",
+            "deliveries",
+            "endpoint_id",
+            "payload",
+            "type"
+        ]
+    );
+    assert_eq!(stored["type"], "Template.status");
+    assert_eq!(stored["channel"], "");
+    assert_eq!(stored["endpoint_id"], endpoint);
+    assert_eq!(stored["deliveries"], deliveries.join(" "));
+    assert_eq!(
+        serde_json::from_str::<Value>(&stored["payload"]).unwrap(),
+        payload
+    );
+    assert!(stored["created_at_ms"].parse::<u64>().unwrap() > 1_700_000_000_000);
+    let ttl: i64 = conn.ttl(&key).await.unwrap();
+    assert!(ttl > 0, "the event has its retention TTL, got {ttl}");
+
+    let got = rx.wait_for(1, WAIT).await;
+    assert_eq!(got[0].json(), payload);
+    let [event, listed, _] = shown(&api, &event_id, &deliveries[0]).await;
+    assert_eq!(event["payload"], payload);
+    assert_eq!(event["endpoint_id"], endpoint);
+    assert_eq!(listed["payload"], payload);
+    gw.stop().await;
     gateway_e2e::cleanup(&prefix).await;
 }

@@ -137,7 +137,7 @@ pub static RENEW_LEASES: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 local now = redis.call('TIME')
-local lease_end = string.format('%d', now[1] * 1000 + math.floor(now[2] / 1000) + tonumber(ARGV[1]))
+local lease_end = string.format('%.0f', now[1] * 1000 + math.floor(now[2] / 1000) + tonumber(ARGV[1]))
 for i = 2, #ARGV do redis.call('ZADD', KEYS[1], 'XX', lease_end, ARGV[i]) end
 return #ARGV - 1
 "#,

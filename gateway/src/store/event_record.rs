@@ -19,6 +19,29 @@ use serde::{Deserialize, Serialize};
 
 use super::{StoreError, StoreResult};
 
+/// Which form ingest writes events in (`GATEWAY_EVENT_FORMAT`). Both are always read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventFormat {
+    /// One string per event (this module's format).
+    #[default]
+    String,
+    /// The hash that gateways before 2026-11-21 wrote and read: for a rolling upgrade of a
+    /// fleet that still runs such gateways (they cannot read the string form), or before a
+    /// rollback to one. Switch to `string` once every process reads both.
+    Hash,
+}
+
+impl EventFormat {
+    /// The ingest script's argument for this format.
+    pub fn as_arg(self) -> &'static str {
+        match self {
+            EventFormat::String => "string",
+            EventFormat::Hash => "hash",
+        }
+    }
+}
+
 /// An event as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredEvent {

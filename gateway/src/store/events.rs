@@ -39,7 +39,8 @@ const INGEST_LUA: &str = r#"
 -- ARGV: 1 expected version, 2 use idempotency (0/1), 3 ttl secs, 4 event id, 5 tenant,
 --       6 type, 7 the event as stored (see event_record.rs), 8 created ms, 9 delivery count,
 --       10 lease length ms when the caller delivers the jobs itself, else '' (jobs go on
---       the stream), then per delivery: msg id, endpoint id;
+--       the stream), 11 event format ('string', or 'hash': the hash older gateways read),
+--       then per delivery: msg id, endpoint id;
 --       last: events allowed per second (0: no limit)
 local version = redis.call('GET', KEYS[1]) or '0'
 if version ~= ARGV[1] then return {'stale'} end
@@ -58,13 +59,25 @@ local n = tonumber(ARGV[9])
 local lease_end = nil
 if ARGV[10] ~= '' then
   local now = redis.call('TIME')
-  -- '%d': an integer as text; a Lua number passed to redis.call would go through '%.14g'
-  lease_end = string.format('%d', now[1] * 1000 + math.floor(now[2] / 1000) + tonumber(ARGV[10]))
+  -- as text: a Lua number passed to redis.call would go through '%.14g'; '%.0f', not
+  -- '%d', which casts to a C long (32 bits on 32-bit builds)
+  lease_end = string.format('%.0f', now[1] * 1000 + math.floor(now[2] / 1000) + tonumber(ARGV[10]))
 end
-redis.call('SET', KEYS[3], ARGV[7], 'EX', ARGV[3])
+if ARGV[11] == 'hash' then
+  -- the fields gateways before 2026-11-21 read, taken from the header line
+  local nl = string.find(ARGV[7], '\n', 1, true)
+  local header = cjson.decode(string.sub(ARGV[7], 1, nl - 1))
+  local function text(v) if type(v) == 'string' then return v end return '' end
+  redis.call('HSET', KEYS[3], 'type', ARGV[6], 'channel', text(header.channel),
+    'endpoint_id', text(header.endpoint_id), 'payload', string.sub(ARGV[7], nl + 1),
+    'created_at_ms', ARGV[8], 'deliveries', table.concat(header.deliveries, ' '))
+  redis.call('EXPIRE', KEYS[3], ARGV[3])
+else
+  redis.call('SET', KEYS[3], ARGV[7], 'EX', ARGV[3])
+end
 for i = 1, n do
-  local msg = ARGV[9 + 2 * i]
-  local endpoint = ARGV[10 + 2 * i]
+  local msg = ARGV[10 + 2 * i]
+  local endpoint = ARGV[11 + 2 * i]
   local log = KEYS[5 + 2 * i]
   redis.call('HSET', log, 'event_id', ARGV[4], 'endpoint_id', endpoint, 'event_type', ARGV[6],
     'created_at_ms', ARGV[8], 'status', 'pending', 'attempts', '0')
@@ -196,7 +209,8 @@ impl Store {
                         .as_ref()
                         .map(|(ms, _)| ms.to_string())
                         .unwrap_or_default(),
-                );
+                )
+                .arg(self.event_format.as_arg());
             for (msg, endpoint) in &deliveries {
                 call.key(self.keys.log(tenant, msg))
                     .key(self.keys.endpoint_logs_index(tenant, endpoint))

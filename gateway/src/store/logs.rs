@@ -199,7 +199,13 @@ fn attempt_records(legacy: Vec<String>, fields: &HashMap<String, String>) -> Vec
 /// The payload of an event read for a log; a log whose event is gone or unreadable shows
 /// a null payload rather than failing the page.
 fn payload_of(event: StoreResult<Option<StoredEvent>>) -> Option<String> {
-    event.ok().flatten().map(|event| event.payload)
+    match event {
+        Ok(event) => event.map(|event| event.payload),
+        Err(e) => {
+            tracing::warn!(error = %e, "a log's event could not be read; shown without payload");
+            None
+        }
+    }
 }
 
 /// The log fields a summary shows (HMGET: never the stored request).

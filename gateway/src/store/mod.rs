@@ -63,6 +63,7 @@ pub struct Store {
     conn: ConnectionManager,
     keys: Arc<Keys>,
     retention_secs: u64,
+    event_format: event_record::EventFormat,
     endpoints: Arc<endpoints::EndpointCache>,
     settings: Arc<tenant_settings::SettingsCache>,
     api_keys: Arc<api_key_cache::ApiKeyCache>,
@@ -97,10 +98,17 @@ impl Store {
             ingests: Arc::new(ingests),
             keys: Arc::new(keys),
             retention_secs: retention.as_secs().max(1),
+            event_format: event_record::EventFormat::default(),
             endpoints: Arc::new(endpoints::EndpointCache::default()),
             settings: Arc::new(tenant_settings::SettingsCache::default()),
             api_keys: Arc::new(api_key_cache::ApiKeyCache::default()),
         }
+    }
+
+    /// Writes new events in `format` (both formats are always read).
+    pub fn with_event_format(mut self, format: event_record::EventFormat) -> Self {
+        self.event_format = format;
+        self
     }
 
     /// The key layout.
