@@ -28,6 +28,15 @@ return redis.call('INCRBY', KEYS[1], ARGV[1])
     )
 });
 
+/// Answers what the call sees: `#KEYS`, `#ARGV`, and its last key and argument.
+static ECHO_SHAPE: LazyLock<Script> = LazyLock::new(|| {
+    batched_script(
+        r#"
+return {#KEYS, #ARGV, KEYS[#KEYS] or '', ARGV[#ARGV] or ''}
+"#,
+    )
+});
+
 async fn connect(redis: &RedisServer) -> ConnectionManager {
     // A response timeout well past the busy call's spin, even on a loaded machine.
     let config = redis::aio::ConnectionManagerConfig::new()
@@ -109,6 +118,51 @@ async fn concurrent_calls_share_round_trips_and_each_gets_its_own_reply() {
     assert!(
         round_trips <= 6,
         "201 calls took {round_trips} EVALSHA calls"
+    );
+}
+
+/// Calls of different lengths in one batch (a long one before short ones, and the other
+/// way round) each see exactly their own KEYS and ARGV, `#` included: the batched script
+/// refills one pair of tables per call, and what a longer call left must not show.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_of_different_lengths_in_one_batch_see_only_their_own_arguments() {
+    let redis = RedisServer::start(free_port(), false).await;
+    let mut conn = connect(&redis).await;
+    let batcher = Arc::new(ScriptBatcher::new(&ECHO_SHAPE, conn.clone()));
+    // Redis busy with another batcher's slow call: these queue up and share a batch.
+    let busy = hold_busy(&Arc::new(ScriptBatcher::new(&INCR, conn.clone())));
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let lengths = [9usize, 1, 0, 5, 12, 2, 0, 7];
+    let calls = lengths.iter().enumerate().map(|(i, &n)| {
+        let batcher = batcher.clone();
+        let mut call = ScriptCall::new();
+        for k in 0..n {
+            call.key(format!("c{i}:k{k}"));
+            call.arg(format!("c{i}:a{k}"));
+        }
+        async move { batcher.call(call).await }
+    });
+    let before = evalsha_calls(&mut conn).await;
+    let replies = join_all(calls).await;
+    busy.await.unwrap();
+    for (i, (reply, &n)) in replies.into_iter().zip(&lengths).enumerate() {
+        let (keys, args, last_key, last_arg): (usize, usize, String, String) =
+            redis::from_redis_value(reply.unwrap()).unwrap();
+        assert_eq!((keys, args), (n, n), "call {i}");
+        let expected = |kind: &str| {
+            if n == 0 {
+                String::new()
+            } else {
+                format!("c{i}:{kind}{}", n - 1)
+            }
+        };
+        assert_eq!(last_key, expected("k"), "call {i}");
+        assert_eq!(last_arg, expected("a"), "call {i}");
+    }
+    let batches = evalsha_calls(&mut conn).await - before;
+    assert!(
+        batches < lengths.len() as u64,
+        "the calls shared no batch: {batches}"
     );
 }
 

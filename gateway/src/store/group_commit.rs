@@ -88,11 +88,17 @@ local function one(KEYS, ARGV)
 {body}
 end
 -- a call's KEYS and ARGV, copied inside the pcall (a Lua unpack of thousands of values
--- would fail, and outside the pcall it would fail the whole batch)
+-- would fail, and outside the pcall it would fail the whole batch), into one pair of
+-- tables refilled for every call: a fresh pair per call grew each table by doubling,
+-- an allocation each time. What a longer call left past the end is cleared, so `#`
+-- and every index read what this call holds.
+local keys, args, nk_last, na_last = {{}}, {{}}, 0, 0
 local function run(k, nk, a, na)
-  local keys, args = {{}}, {{}}
   for i = 1, nk do keys[i] = KEYS[k + i] end
+  for i = nk + 1, nk_last do keys[i] = nil end
   for i = 1, na do args[i] = ARGV[a + i] end
+  for i = na + 1, na_last do args[i] = nil end
+  nk_last, na_last = nk, na
   return one(keys, args)
 end
 local out, k, a = {{}}, 0, 1
