@@ -70,7 +70,7 @@ pub struct Config {
     /// Limits applied to every plugin call (`[plugins]` section).
     pub plugins: PluginLimits,
     /// How new events are stored: `string` (default) or `hash`, the form gateways before
-    /// 2026-11-21 read; set `hash` while such gateways still run (`GATEWAY_EVENT_FORMAT`;
+    /// commit 2ae6182 read; set `hash` while such gateways still run (`GATEWAY_EVENT_FORMAT`;
     /// README, "Upgrading").
     pub event_format: crate::store::event_record::EventFormat,
 }

@@ -199,6 +199,24 @@ async fn the_hash_format_writes_what_older_gateways_read() {
     let ttl: i64 = conn.ttl(&key).await.unwrap();
     assert!(ttl > 0, "the event has its retention TTL, got {ttl}");
 
+    // A channel with a quote, a backslash and non-ASCII (through cjson in the script) and
+    // no delivery at all.
+    let channel = "wa\"\\é";
+    let (unmatched_id, count) = api
+        .event(json!({"type": "Nobody.listens", "channel": channel, "payload": {}}))
+        .await;
+    assert_eq!(count, 0);
+    let unmatched_key = format!("{tag}:t:{}:evt:{unmatched_id}", api.id);
+    let stored: std::collections::HashMap<String, String> =
+        conn.hgetall(&unmatched_key).await.unwrap();
+    assert_eq!(stored["channel"], channel);
+    assert_eq!(stored["deliveries"], "");
+    assert_eq!(stored["endpoint_id"], "");
+    let (status, unmatched) = api.get(&format!("/v1/events/{unmatched_id}")).await;
+    assert_eq!(status, StatusCode::OK, "{unmatched}");
+    assert_eq!(unmatched["channel"], channel);
+    assert_eq!(unmatched["deliveries"], json!([]));
+
     let got = rx.wait_for(1, WAIT).await;
     assert_eq!(got[0].json(), payload);
     let [event, listed, _] = shown(&api, &event_id, &deliveries[0]).await;

@@ -6,7 +6,7 @@
 //! with its TTL by one `SET ... EX`. Measured with the benchmark: see the README's
 //! Performance section.
 //!
-//! Gateways before 2026-11-21 stored events as hashes (fields `type`, `channel`,
+//! Gateways before commit 2ae6182 stored events as hashes (fields `type`, `channel`,
 //! `endpoint_id`, `payload`, `created_at_ms`, `deliveries`). Every reader here accepts both:
 //! a `GET` that meets a hash answers `WRONGTYPE`, and [`read_events`] reads those with
 //! `HGETALL` instead.
@@ -26,7 +26,7 @@ pub enum EventFormat {
     /// One string per event (this module's format).
     #[default]
     String,
-    /// The hash that gateways before 2026-11-21 wrote and read: for a rolling upgrade of a
+    /// The hash that gateways before commit 2ae6182 wrote and read: for a rolling upgrade of a
     /// fleet that still runs such gateways (they cannot read the string form), or before a
     /// rollback to one. Switch to `string` once every process reads both.
     Hash,
@@ -127,7 +127,7 @@ pub fn decode(bytes: &[u8]) -> StoreResult<StoredEvent> {
     })
 }
 
-/// An event a gateway before 2026-11-21 stored as a hash; `None` when the hash is empty
+/// An event a gateway before commit 2ae6182 stored as a hash; `None` when the hash is empty
 /// (no such key).
 pub fn from_legacy_hash(mut fields: HashMap<String, String>) -> Option<StoredEvent> {
     if fields.is_empty() {

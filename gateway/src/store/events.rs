@@ -64,7 +64,7 @@ if ARGV[10] ~= '' then
   lease_end = string.format('%.0f', now[1] * 1000 + math.floor(now[2] / 1000) + tonumber(ARGV[10]))
 end
 if ARGV[11] == 'hash' then
-  -- the fields gateways before 2026-11-21 read, taken from the header line
+  -- the fields gateways before commit 2ae6182 read, taken from the header line
   local nl = string.find(ARGV[7], '\n', 1, true)
   local header = cjson.decode(string.sub(ARGV[7], 1, nl - 1))
   local function text(v) if type(v) == 'string' then return v end return '' end

@@ -77,7 +77,8 @@ impl ScriptCall {
 }
 
 /// Wraps a single-call script body (written against `KEYS` and `ARGV`) into a script that
-/// runs it once per call of a batch. `ARGV` of the batch is, per call, its key count, its
+/// runs it once per call of a batch. A body must not write into `KEYS` or `ARGV`, nor
+/// return or keep them: every call sees the same two tables, refilled. `ARGV` of the batch is, per call, its key count, its
 /// argument count and its arguments; `KEYS` is every call's keys in order. The reply has
 /// one entry per call: `{1, reply}`, or `{0, error text}` if the body failed. (Not error
 /// replies inside the array: redis-rs fails a whole reply that holds one.)
@@ -94,6 +95,8 @@ end
 -- and every index read what this call holds.
 local keys, args, nk_last, na_last = {{}}, {{}}, 0, 0
 local function run(k, nk, a, na)
+  -- the most either table may hold, in case a copy stops half way
+  nk_last, na_last = math.max(nk, nk_last), math.max(na, na_last)
   for i = 1, nk do keys[i] = KEYS[k + i] end
   for i = nk + 1, nk_last do keys[i] = nil end
   for i = 1, na do args[i] = ARGV[a + i] end

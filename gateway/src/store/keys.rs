@@ -13,7 +13,7 @@
 //! | `P:tenant:<tid>:keys` | hash | API key id → `{name, hint, created_at_ms, hash}` | key creation | key revocation |
 //! | `{S}:t:<tid>:endpoints` | hash | endpoint id → endpoint JSON (secrets included) | endpoint API | endpoint delete |
 //! | `{S}:t:<tid>:endpoints:ver` | string | counter bumped on every endpoint change; ingest checks it | endpoint API | never |
-//! | `{S}:t:<tid>:evt:<evt>` | string | event: a JSON header line (type, channel, endpoint_id, created_at_ms, deliveries), then the payload as received ([`super::event_record`]); a hash of those fields when written before 2026-11-21 | ingest | TTL (retention) |
+//! | `{S}:t:<tid>:evt:<evt>` | string | event: a JSON header line (type, channel, endpoint_id, created_at_ms, deliveries), then the payload as received ([`super::event_record`]); a hash of those fields when written by a gateway before commit 2ae6182 or with `event_format = "hash"` | ingest | TTL (retention) |
 //! | `{S}:t:<tid>:idem:<sha256>` | string | event id for an `Idempotency-Key` | ingest | TTL 24 h |
 //! | `{S}:t:<tid>:log:<msg>` | hash | delivery log: status, attempts, next attempt, request as sent, and attempt `n`'s JSON record as field `a:<n>` (the newest 100) | ingest, worker | TTL (retention) |
 //! | `{S}:t:<tid>:log:<msg>:attempts` | list | legacy: attempt records of logs written before 2026-11-21 (read, TTL kept, never written) | - | TTL (retention) |
