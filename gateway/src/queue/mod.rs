@@ -351,8 +351,7 @@ impl Queue {
             .arg(stats_field)
             .arg(health)
             .arg(crate::store::time::now_ms());
-        let reply = self.completions.shard(job.shard).call(call).await?;
-        let recorded: i64 = redis::from_redis_value(reply).map_err(redis::RedisError::from)?;
+        let recorded: i64 = self.completions.shard(job.shard).call_as(call).await?;
         Ok(u64::try_from(recorded).ok())
     }
 

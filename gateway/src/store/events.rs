@@ -219,9 +219,7 @@ impl Store {
             }
             call.key(self.keys.rate_window(tenant, created / 1000))
                 .arg(rate_limit.unwrap_or(0));
-            let reply = self.ingests.shard(shard).call(call).await?;
-            let reply: Vec<String> =
-                redis::from_redis_value(reply).map_err(redis::RedisError::from)?;
+            let reply: Vec<String> = self.ingests.shard(shard).call_as(call).await?;
             match reply.first().map(String::as_str) {
                 Some("ok") => {
                     let handed_off = lease.map(|(_, permits)| HandedOff {

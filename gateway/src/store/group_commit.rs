@@ -157,6 +157,12 @@ impl ScriptBatcher {
             .map_err(|_| gone("the batch sender stopped before answering"))?
     }
 
+    /// [`Self::call`], its reply converted to `T`.
+    pub async fn call_as<T: redis::FromRedisValue>(&self, call: ScriptCall) -> StoreResult<T> {
+        let reply = self.call(call).await?;
+        Ok(redis::from_redis_value(reply).map_err(redis::RedisError::from)?)
+    }
+
     /// The running task's queue, starting a task if there is none (or it has ended).
     fn sender(&self) -> StoreResult<mpsc::UnboundedSender<Queued>> {
         let mut queue = self

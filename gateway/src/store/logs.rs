@@ -164,7 +164,7 @@ impl Store {
             .pop();
         let payload = event.and_then(payload_of);
         let entry = entry_from(id, &fields, payload.as_deref()).ok_or(StoreError::NotFound)?;
-        let attempt_details = attempt_records(legacy, &fields)
+        let attempt_details = attempt_records(legacy, &mut fields)
             .iter()
             .map(|a| serde_json::from_str::<Attempt>(a))
             .collect::<Result<Vec<_>, _>>()?;
@@ -181,19 +181,27 @@ impl Store {
 }
 
 /// A log's attempt records, oldest first: those in the attempts list (written by
-/// gateways before 2026-11-21), then the log's `a:<n>` fields in attempt order.
-fn attempt_records(legacy: Vec<String>, fields: &HashMap<String, String>) -> Vec<String> {
-    let mut numbered: Vec<(u64, &String)> = fields
-        .iter()
-        .filter_map(|(name, record)| {
-            let n = name.strip_prefix("a:")?.parse().ok()?;
-            Some((n, record))
-        })
+/// gateways before 2026-11-21), then the log's `a:<n>` fields in attempt order, taken
+/// out of `fields` (moved, not copied: a log holds up to 100).
+fn attempt_records(legacy: Vec<String>, fields: &mut HashMap<String, String>) -> Vec<String> {
+    // The field names are copied (a few bytes each), the records moved.
+    let names: Vec<(u64, String)> = fields
+        .keys()
+        .filter_map(|name| Some((attempt_number(name)?, name.clone())))
+        .collect();
+    let mut numbered: Vec<(u64, String)> = names
+        .into_iter()
+        .filter_map(|(n, name)| Some((n, fields.remove(&name)?)))
         .collect();
     numbered.sort_unstable_by_key(|(n, _)| *n);
     let mut records = legacy;
-    records.extend(numbered.into_iter().map(|(_, record)| record.clone()));
+    records.extend(numbered.into_iter().map(|(_, record)| record));
     records
+}
+
+/// `n` of a log field `a:<n>`.
+fn attempt_number(field: &str) -> Option<u64> {
+    field.strip_prefix("a:")?.parse().ok()
 }
 
 /// The payload of an event read for a log; a log whose event is gone or unreadable shows
@@ -277,7 +285,11 @@ mod tests {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-        let records = attempt_records(vec!["one".into(), "two".into()], &fields);
+        let mut fields = fields;
+        let records = attempt_records(vec!["one".into(), "two".into()], &mut fields);
         assert_eq!(records, ["one", "two", "nine", "ten", "eleven"]);
+        let mut left: Vec<&str> = fields.keys().map(String::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["a:x", "attempts", "status"]);
     }
 }
