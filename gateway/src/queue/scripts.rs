@@ -23,6 +23,42 @@ end
     };
 }
 
+/// Lua that turns zset members back into stream jobs: `push_job(stream, member, ...)` adds
+/// the job a member `tenant msg event` names (with `...` as extra fields), and
+/// `move_due(zset, stream, max, limit, ...)` moves up to `limit` members scored at or below
+/// `max` from the zset onto the stream, answering how many it moved.
+macro_rules! move_lua {
+    () => {
+        r#"
+local function push_job(stream, member, ...)
+  local t, m, e = string.match(member, '^(%S+) (%S+) (%S+)$')
+  if t then redis.call('XADD', stream, '*', 't', t, 'm', m, 'e', e, ...) end
+end
+local function move_due(zset, stream, max, limit, ...)
+  local due = redis.call('ZRANGEBYSCORE', zset, '-inf', max, 'LIMIT', 0, limit)
+  for _, member in ipairs(due) do
+    push_job(stream, member, ...)
+    redis.call('ZREM', zset, member)
+  end
+  return #due
+end
+"#
+    };
+}
+
+/// Lua for Redis' clock: `now_ms()`, the server's time in ms (every process's leases are
+/// timed by it, so host clocks may differ).
+macro_rules! clock_lua {
+    () => {
+        r#"
+local function now_ms()
+  local now = redis.call('TIME')
+  return now[1] * 1000 + math.floor(now[2] / 1000)
+end
+"#
+    };
+}
+
 /// Records an outcome and acknowledges the job in one step. The attempt record goes into
 /// the log hash as field `a:<attempt number>`; KEYS[2], the attempts list where gateways
 /// before 2026-11-21 kept them, only has its TTL kept in step with its log.
@@ -86,6 +122,7 @@ return 0
 pub static HOLD_IF_PAUSED: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         release_lua!(),
+        move_lua!(),
         r#"
 if release(KEYS[1], ARGV[2], ARGV[1], KEYS[4], ARGV[3]) == 0 then return 0 end
 local version = redis.call('GET', KEYS[3]) or '0'
@@ -93,8 +130,7 @@ if version == ARGV[5] then
   redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
   return 1
 end
-local t, m, e = string.match(ARGV[3], '^(%S+) (%S+) (%S+)$')
-if t then redis.call('XADD', KEYS[1], '*', 't', t, 'm', m, 'e', e) end
+push_job(KEYS[1], ARGV[3])
 return 2
 "#,
     ))
@@ -117,50 +153,39 @@ return acked
 /// Moves members scored at or below ARGV[1] from a zset onto the jobs stream.
 /// KEYS: source zset, jobs stream. ARGV: max score, limit. Members are "tenant msg event".
 pub static MOVE_DUE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    Script::new(concat!(
+        move_lua!(),
         r#"
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-for _, member in ipairs(due) do
-  local t, m, e = string.match(member, '^(%S+) (%S+) (%S+)$')
-  if t then redis.call('XADD', KEYS[2], '*', 't', t, 'm', m, 'e', e) end
-  redis.call('ZREM', KEYS[1], member)
-end
-return #due
+return move_due(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]))
 "#,
-    )
+    ))
 });
 
 /// Renews handed-off leases: each member still in the leases set (XX: one the mover already
 /// took stays taken) now ends a lease length from now, by Redis' clock.
 /// KEYS: leases zset. ARGV: lease ms, then the members.
 pub static RENEW_LEASES: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    Script::new(concat!(
+        clock_lua!(),
         r#"
-local now = redis.call('TIME')
-local lease_end = string.format('%.0f', now[1] * 1000 + math.floor(now[2] / 1000) + tonumber(ARGV[1]))
+local lease_end = string.format('%.0f', now_ms() + tonumber(ARGV[1]))
 for i = 2, #ARGV do redis.call('ZADD', KEYS[1], 'XX', lease_end, ARGV[i]) end
 return #ARGV - 1
 "#,
-    )
+    ))
 });
 
 /// Moves handed-off jobs whose lease ended by Redis' clock (the process that took them died
 /// or stalled) onto the stream, marked `l` so that the lease counts towards dead-lettering.
 /// KEYS: leases zset, jobs stream. ARGV: limit. Members are "tenant msg event".
 pub static MOVE_EXPIRED_LEASES: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    Script::new(concat!(
+        clock_lua!(),
+        move_lua!(),
         r#"
-local now = redis.call('TIME')
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now[1] * 1000 + math.floor(now[2] / 1000),
-  'LIMIT', 0, tonumber(ARGV[1]))
-for _, member in ipairs(due) do
-  local t, m, e = string.match(member, '^(%S+) (%S+) (%S+)$')
-  if t then redis.call('XADD', KEYS[2], '*', 't', t, 'm', m, 'e', e, 'l', '1') end
-  redis.call('ZREM', KEYS[1], member)
-end
-return #due
+return move_due(KEYS[1], KEYS[2], string.format('%.0f', now_ms()), tonumber(ARGV[1]), 'l', '1')
 "#,
-    )
+    ))
 });
 
 /// Re-queues a failed or delivered log (and takes it off the dead set).

@@ -55,7 +55,8 @@ if limit > 0 then
   if used > limit then return {'limited'} end
 end
 local n = tonumber(ARGV[9])
--- a handed-off lease ends by Redis' clock, the one every mover compares with
+-- a handed-off lease ends by Redis' clock, the one every mover compares with (queue
+-- scripts' now_ms(), written out here: this body runs once per call of a batch)
 local lease_end = nil
 if ARGV[10] ~= '' then
   local now = redis.call('TIME')
@@ -157,6 +158,11 @@ impl Store {
         let event_id = new_id(IdKind::Event);
         let payload = event.payload.get();
         let created = now_ms();
+        let idem_key = match idempotency_key {
+            Some(k) => self.keys.idempotency(tenant, &idempotency_hash(k)),
+            None => self.keys.event(tenant, &event_id),
+        };
+        let shard = self.keys.shard_of(tenant);
         let mut set = self.cached_endpoints(tenant).await?;
         for _ in 0..5 {
             let targets = matching::select(
@@ -165,11 +171,6 @@ impl Store {
                 event.channel.as_deref(),
                 event.endpoint_id.as_deref(),
             );
-            let idem_key = match idempotency_key {
-                Some(k) => self.keys.idempotency(tenant, &idempotency_hash(k)),
-                None => self.keys.event(tenant, &event_id),
-            };
-            let shard = self.keys.shard_of(tenant);
             // Leased to the caller: the lease length and one slot per delivery.
             let lease = match handoff {
                 Some(h) if !targets.is_empty() => h.take(targets.len()).map(|p| (h.lease_ms, p)),
@@ -190,7 +191,7 @@ impl Store {
             );
             let mut call = ScriptCall::new();
             call.key(self.keys.endpoints_version(tenant))
-                .key(idem_key)
+                .key(idem_key.clone())
                 .key(self.keys.event(tenant, &event_id))
                 .key(self.keys.logs_index(tenant))
                 .key(self.keys.jobs(shard))
