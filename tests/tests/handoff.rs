@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use gateway::store::Keys;
 use gateway_e2e::process::{free_port, gateway_env, GatewayProcess};
 use gateway_e2e::redis_server::RedisServer;
 use gateway_e2e::signature::verify_standard;
@@ -17,8 +18,9 @@ use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_test-gateway");
 
-async fn redis() -> redis::aio::MultiplexedConnection {
-    redis::Client::open(redis_url())
+/// A connection to the Redis at `url`.
+async fn redis(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
         .unwrap()
         .get_multiplexed_async_connection()
         .await
@@ -32,14 +34,14 @@ fn names() -> (String, String) {
 
 /// How many jobs the shard's leases set holds (handed off, not finished).
 async fn leases(conn: &mut redis::aio::MultiplexedConnection, prefix: &str) -> u64 {
-    conn.zcard(format!("{{{prefix}:s0}}:leases")).await.unwrap()
+    conn.zcard(Keys::new(prefix, 1).leases(0)).await.unwrap()
 }
 
 /// How many entries the shard's jobs stream has ever had (`XINFO STREAM` entries-added).
 async fn stream_entries_added(conn: &mut redis::aio::MultiplexedConnection, prefix: &str) -> i64 {
     let info: redis::Value = redis::cmd("XINFO")
         .arg("STREAM")
-        .arg(format!("{{{prefix}:s0}}:jobs"))
+        .arg(Keys::new(prefix, 1).jobs(0))
         .query_async(conn)
         .await
         .unwrap();
@@ -56,10 +58,7 @@ async fn tenant_and_endpoint(base: &str, admin: &str, rx: &Receiver) -> (Api, St
 
 /// Posts one event and expects it stored.
 async fn post_event(api: &Api, n: u64) {
-    let (status, body) = api
-        .post("/v1/events", json!({"type": "x", "payload": {"n": n}}))
-        .await;
-    assert_eq!(status, 202, "{body}");
+    api.event(json!({"type": "x", "payload": {"n": n}})).await;
 }
 
 /// Waits until `n` logs have the given status; returns them.
@@ -98,14 +97,17 @@ async fn events_stored_with_free_slots_are_delivered_without_the_stream() {
     assert!(received.iter().all(|r| verify_standard(&secret, r)));
     wait_logs(&api, "delivered", EVENTS).await;
 
-    let mut conn = redis().await;
+    let mut conn = redis(&redis_url()).await;
     assert_eq!(
         stream_entries_added(&mut conn, &prefix).await,
         0,
         "a job went through the stream although the process had free slots"
     );
-    let leases = leases(&mut conn, &prefix).await;
-    assert_eq!(leases, 0, "a finished delivery kept its lease");
+    assert_eq!(
+        leases(&mut conn, &prefix).await,
+        0,
+        "a finished delivery kept its lease"
+    );
     gateway.kill().await;
     cleanup(&prefix).await;
 }
@@ -122,7 +124,7 @@ async fn a_handed_off_job_of_a_killed_process_is_delivered_after_its_lease() {
     rx.set_delay(Duration::from_millis(2_000));
     post_event(&api, 1).await;
     rx.wait_for(1, Duration::from_secs(10)).await;
-    let mut conn = redis().await;
+    let mut conn = redis(&redis_url()).await;
     assert_eq!(
         leases(&mut conn, &prefix).await,
         1,
@@ -146,8 +148,7 @@ async fn a_handed_off_job_of_a_killed_process_is_delivered_after_its_lease() {
         1,
         "the job should reach the second process through the stream, once"
     );
-    let leases = leases(&mut conn, &prefix).await;
-    assert_eq!(leases, 0);
+    assert_eq!(leases(&mut conn, &prefix).await, 0);
     second.kill().await;
     cleanup(&prefix).await;
 }
@@ -170,7 +171,7 @@ async fn a_slow_handed_off_delivery_keeps_its_lease() {
         1,
         "the slow delivery was taken over and sent again"
     );
-    let mut conn = redis().await;
+    let mut conn = redis(&redis_url()).await;
     assert_eq!(stream_entries_added(&mut conn, &prefix).await, 0);
     gateway.kill().await;
     cleanup(&prefix).await;
@@ -200,7 +201,7 @@ async fn a_handed_off_job_that_crashes_its_process_counts_that_lease_towards_dea
         .await
         .expect("crash 1 (handed off)");
     // No mover has run since: the job is still in the leases set, not on the stream.
-    let mut conn = redis().await;
+    let mut conn = redis(&redis_url()).await;
     assert_eq!(
         leases(&mut conn, &prefix).await,
         1,
@@ -248,11 +249,7 @@ async fn a_request_dropped_after_its_event_was_stored_does_not_strand_the_job() 
 
     // Writes stall for a second; the client gives up after 0.3 s, while its event is
     // stored after the pause, leased to this process.
-    let mut conn = redis::Client::open(redis_server.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut conn = redis(&redis_server.url()).await;
     let _: () = redis::cmd("CLIENT")
         .arg("PAUSE")
         .arg(1000)
@@ -308,7 +305,7 @@ async fn while_the_stream_has_a_backlog_new_events_queue_behind_it() {
     let worker = GatewayProcess::start(BIN, port, &gateway_env(&prefix, &admin, &[])).await;
     rx.wait_for(1, Duration::from_secs(10)).await;
     post_event(&api, BACKLOG as u64).await;
-    let mut conn = redis().await;
+    let mut conn = redis(&redis_url()).await;
     let received_then = rx.received().len();
     assert!(
         received_then < BACKLOG,

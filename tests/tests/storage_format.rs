@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use gateway::store::event_record::EventFormat;
+use gateway::store::Keys;
 use gateway_e2e::{Receiver, TestGateway};
 use redis::AsyncCommands;
 use reqwest::StatusCode;
@@ -13,18 +14,19 @@ use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(10);
 
-/// A direct Redis connection and the shard tag of a one-shard gateway under `prefix`.
-async fn redis_and_tag(prefix: &str) -> (redis::aio::MultiplexedConnection, String) {
+/// A direct Redis connection.
+async fn redis() -> redis::aio::MultiplexedConnection {
     let client = redis::Client::open(gateway_e2e::redis_url()).unwrap();
-    let conn = client.get_multiplexed_async_connection().await.unwrap();
-    (conn, format!("{{{prefix}:s0}}"))
+    client.get_multiplexed_async_connection().await.unwrap()
 }
 
-fn configure(prefix: &str, workers: bool) -> impl FnOnce(&mut gateway::config::Config) {
-    configure_format(prefix, workers, EventFormat::String)
+/// The key of an event of a one-shard gateway under `prefix`.
+fn event_key(prefix: &str, tenant: &str, event: &str) -> String {
+    Keys::new(prefix, 1).event(tenant, event)
 }
 
-fn configure_format(
+/// One shard, workers on or off, new events stored in `format`.
+fn configure(
     prefix: &str,
     workers: bool,
     format: EventFormat,
@@ -59,7 +61,7 @@ async fn shown(api: &gateway_e2e::Api, event_id: &str, log_id: &str) -> [Value; 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_is_one_string_and_reads_back_whole() {
     let prefix = gateway_e2e::unique_prefix();
-    let gw = TestGateway::start_with(configure(&prefix, false)).await;
+    let gw = TestGateway::start_with(configure(&prefix, false, EventFormat::String)).await;
     let api = gw.tenant().await;
     let (endpoint, _) = api
         .endpoint(json!({"url": "http://127.0.0.1:9/hook", "event_types": ["Contact.created"]}))
@@ -68,8 +70,8 @@ async fn an_event_is_one_string_and_reads_back_whole() {
     let (event_id, _) = api
         .event(json!({"type": "Contact.created", "channel": "sms", "payload": payload}))
         .await;
-    let (mut conn, tag) = redis_and_tag(&prefix).await;
-    let key = format!("{tag}:t:{}:evt:{event_id}", api.id);
+    let mut conn = redis().await;
+    let key = event_key(&prefix, &api.id, &event_id);
     let kind: String = redis::cmd("TYPE")
         .arg(&key)
         .query_async(&mut conn)
@@ -89,7 +91,6 @@ async fn an_event_is_one_string_and_reads_back_whole() {
     assert_eq!(listed["payload"], payload);
     assert_eq!(listed["endpoint_id"], endpoint);
     gw.stop().await;
-    gateway_e2e::cleanup(&prefix).await;
 }
 
 /// An event an older gateway stored as a hash, with its job on the stream, is delivered
@@ -97,7 +98,7 @@ async fn an_event_is_one_string_and_reads_back_whole() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_stored_as_a_hash_by_an_older_gateway_is_delivered_and_shown() {
     let prefix = gateway_e2e::unique_prefix();
-    let ingest = TestGateway::start_with(configure(&prefix, false)).await;
+    let ingest = TestGateway::start_with(configure(&prefix, false, EventFormat::String)).await;
     let api = ingest.tenant().await;
     let rx = Receiver::start().await;
     api.endpoint(json!({"url": rx.url("/hook"), "event_types": ["Message.received"]}))
@@ -115,8 +116,8 @@ async fn an_event_stored_as_a_hash_by_an_older_gateway_is_delivered_and_shown() 
     drop(ingest);
 
     // Rewrite the stored event the way gateways before 2026-11-21 wrote it.
-    let (mut conn, tag) = redis_and_tag(&prefix).await;
-    let key = format!("{tag}:t:{}:evt:{event_id}", api.id);
+    let mut conn = redis().await;
+    let key = event_key(&prefix, &api.id, &event_id);
     let _: () = conn.del(&key).await.unwrap();
     let _: () = conn
         .hset_multiple(
@@ -134,7 +135,7 @@ async fn an_event_stored_as_a_hash_by_an_older_gateway_is_delivered_and_shown() 
         .unwrap();
     let _: () = conn.expire(&key, 3600).await.unwrap();
 
-    let worker = TestGateway::start_with(configure(&prefix, true)).await;
+    let worker = TestGateway::start_with(configure(&prefix, true, EventFormat::String)).await;
     let api = api.on(&worker.base);
     let got = rx.wait_for(2, WAIT).await;
     let bodies: Vec<Value> = got.iter().map(|r| r.json()).collect();
@@ -151,7 +152,6 @@ async fn an_event_stored_as_a_hash_by_an_older_gateway_is_delivered_and_shown() 
     assert_eq!(listed["payload"], payload);
     assert_eq!(detail["payload"], payload);
     worker.stop().await;
-    gateway_e2e::cleanup(&prefix).await;
 }
 
 /// With `event_format = "hash"` (a fleet that still runs older gateways) events are written
@@ -159,7 +159,7 @@ async fn an_event_stored_as_a_hash_by_an_older_gateway_is_delivered_and_shown() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_hash_format_writes_what_older_gateways_read() {
     let prefix = gateway_e2e::unique_prefix();
-    let gw = TestGateway::start_with(configure_format(&prefix, true, EventFormat::Hash)).await;
+    let gw = TestGateway::start_with(configure(&prefix, true, EventFormat::Hash)).await;
     let api = gw.tenant().await;
     let rx = Receiver::start().await;
     let (endpoint, _) = api
@@ -171,8 +171,8 @@ async fn the_hash_format_writes_what_older_gateways_read() {
         .await;
     let deliveries = api.deliveries_of(&event_id).await;
 
-    let (mut conn, tag) = redis_and_tag(&prefix).await;
-    let key = format!("{tag}:t:{}:evt:{event_id}", api.id);
+    let mut conn = redis().await;
+    let key = event_key(&prefix, &api.id, &event_id);
     let stored: std::collections::HashMap<String, String> = conn.hgetall(&key).await.unwrap();
     let mut names: Vec<&str> = stored.keys().map(String::as_str).collect();
     names.sort_unstable();
@@ -206,7 +206,7 @@ async fn the_hash_format_writes_what_older_gateways_read() {
         .event(json!({"type": "Nobody.listens", "channel": channel, "payload": {}}))
         .await;
     assert_eq!(count, 0);
-    let unmatched_key = format!("{tag}:t:{}:evt:{unmatched_id}", api.id);
+    let unmatched_key = event_key(&prefix, &api.id, &unmatched_id);
     let stored: std::collections::HashMap<String, String> =
         conn.hgetall(&unmatched_key).await.unwrap();
     assert_eq!(stored["channel"], channel);
@@ -224,5 +224,4 @@ async fn the_hash_format_writes_what_older_gateways_read() {
     assert_eq!(event["endpoint_id"], endpoint);
     assert_eq!(listed["payload"], payload);
     gw.stop().await;
-    gateway_e2e::cleanup(&prefix).await;
 }
