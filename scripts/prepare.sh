@@ -5,7 +5,8 @@
 #  - a C compiler (ring and mimalloc build C code), installed with apt-get if missing;
 #  - Debian's redis-server binary, even when some Redis already answers: the
 #    restart tests start private redis-server processes of their own;
-#  - a Redis answering on 127.0.0.1:6379 (started if nothing answers there).
+#  - a Redis answering on 127.0.0.1:6379 (started if nothing answers there);
+#  - Redis 7 or newer, both the one answering and the redis-server binary.
 # Safe to run again: it only does what is missing.
 set -euo pipefail
 
@@ -69,6 +70,28 @@ ensure_redis() {
   exit 1
 }
 
+# The gateway's scripts and the tests need Redis 7 or newer (XINFO's entries-added,
+# CLIENT PAUSE WRITE): say so plainly instead of failing tests one by one.
+MIN_REDIS_MAJOR=7
+
+major_of() { sed -n 's/^\([0-9][0-9]*\)\..*/\1/p'; }
+
+check_redis_versions() {
+  local served installed
+  served=$( (exec 3<>"/dev/tcp/$REDIS_HOST/$REDIS_PORT" && printf 'INFO server\r\n' >&3 \
+    && timeout 2 grep -a -m1 '^redis_version:' <&3) 2>/dev/null | tr -d '\r' | cut -d: -f2 || true)
+  installed=$(redis-server --version 2>/dev/null | sed -n 's/.* v=\([0-9.]*\).*/\1/p')
+  if [ -n "$served" ] && [ "$(echo "$served" | major_of)" -lt "$MIN_REDIS_MAJOR" ]; then
+    log "the Redis answering on $REDIS_HOST:$REDIS_PORT is $served; $MIN_REDIS_MAJOR.0 or newer is needed"
+    exit 1
+  fi
+  if [ -n "$installed" ] && [ "$(echo "$installed" | major_of)" -lt "$MIN_REDIS_MAJOR" ]; then
+    log "redis-server on PATH is $installed (the tests start private ones); $MIN_REDIS_MAJOR.0 or newer is needed"
+    exit 1
+  fi
+}
+
 ensure_wasm_target
 ensure_c_compiler
 ensure_redis
+check_redis_versions
