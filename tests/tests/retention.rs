@@ -150,21 +150,10 @@ async fn a_retry_due_after_the_retention_still_finds_its_log() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recorded_attempts_are_capped_at_100_and_every_key_has_a_ttl() {
     use gateway::model::log::Attempt;
-    use gateway::queue::{Completion, Queue};
+    use gateway::queue::Completion;
 
-    let prefix = gateway_e2e::unique_prefix();
-    let keys = Keys::new(&prefix, 1);
-    let client = redis::Client::open(redis_url()).unwrap();
-    let conn = client.get_connection_manager().await.unwrap();
-    let mut reader = client.get_connection_manager().await.unwrap();
-    let queue = Queue::new(conn.clone(), keys.clone(), "t1".into(), 60_000, 5, 3_600);
-    queue.ensure_groups().await.unwrap();
-    let store = Store::new(
-        client.clone(),
-        conn.clone(),
-        keys.clone(),
-        Duration::from_secs(3_600),
-    );
+    let mut q = QueueFixture::start().await;
+    let (keys, store) = (q.keys.clone(), q.store.clone());
     let (tenant, msg, event) = ("ten_cap", "msg_01KCAPCAPCAPCAPCAPCAPCAPCA", "evt_cap");
     let record = |label: &str| {
         serde_json::to_string(&Attempt {
@@ -177,7 +166,7 @@ async fn recorded_attempts_are_capped_at_100_and_every_key_has_a_ttl() {
         })
         .unwrap()
     };
-    let mut conn = conn;
+    let mut conn = q.conn.clone();
     let _: () = conn
         .hset(keys.log(tenant, msg), "status", "pending")
         .await
@@ -191,23 +180,7 @@ async fn recorded_attempts_are_capped_at_100_and_every_key_has_a_ttl() {
         .await
         .unwrap();
     for n in 1..=102u32 {
-        let _: String = redis::cmd("XADD")
-            .arg(keys.jobs(0))
-            .arg("*")
-            .arg("t")
-            .arg(tenant)
-            .arg("m")
-            .arg(msg)
-            .arg("e")
-            .arg(event)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        let job = queue
-            .read(&mut reader, 0, 1, Duration::from_millis(100))
-            .await
-            .unwrap()
-            .remove(0);
+        let job = q.push_and_lease(tenant, msg, event).await;
         let done = Completion {
             status: "pending",
             attempts: n,
@@ -218,7 +191,7 @@ async fn recorded_attempts_are_capped_at_100_and_every_key_has_a_ttl() {
             stats: Some(("ep_cap".into(), "attempt_failed")),
             reached: None,
         };
-        assert!(queue.complete(&job, &done).await.unwrap().is_some());
+        assert!(q.queue.complete(&job, &done).await.unwrap().is_some());
     }
     let detail = store.get_log(tenant, msg).await.unwrap();
     let labels: Vec<String> = detail
@@ -245,5 +218,113 @@ async fn recorded_attempts_are_capped_at_100_and_every_key_has_a_ttl() {
     assert!(counted >= 1, "stats counted {counted}");
     let stats_ttl: i64 = conn.ttl(&stats).await.unwrap();
     assert!(stats_ttl > 0, "stats TTL {stats_ttl}");
-    gateway_e2e::cleanup(&prefix).await;
+    gateway_e2e::cleanup(&q.prefix).await;
+}
+
+/// An outcome for a delivery whose log is gone (its retention ended while the job waited)
+/// ends the job's lease and records nothing: no log is made again from the outcome's
+/// fields alone, no stats are counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outcome_for_a_log_that_is_gone_records_nothing() {
+    use gateway::queue::Completion;
+
+    let mut q = QueueFixture::start().await;
+    let (tenant, msg, event) = ("ten_gone", "msg_01KGONEGONEGONEGONEGONEGON", "evt_gone");
+    let job = q.push_and_lease(tenant, msg, event).await;
+    let done = Completion {
+        status: "delivered",
+        attempts: 1,
+        retry_at_ms: None,
+        attempt: Some("{}".into()),
+        request: Some("{}".into()),
+        last_error: None,
+        stats: Some(("ep_gone".into(), "delivered")),
+        reached: Some(true),
+    };
+    assert_eq!(q.queue.complete(&job, &done).await.unwrap(), None);
+
+    let mut conn = q.conn.clone();
+    let log: bool = conn.exists(q.keys.log(tenant, msg)).await.unwrap();
+    assert!(!log, "the outcome made the log again");
+    let hour = gateway::store::time::now_ms() / 3_600_000;
+    let stats: bool = conn
+        .exists(q.keys.endpoint_stats(tenant, "ep_gone", hour))
+        .await
+        .unwrap();
+    assert!(!stats, "an outcome with no log was counted");
+    let pending: redis::Value = redis::cmd("XPENDING")
+        .arg(q.keys.jobs(0))
+        .arg(gateway::queue::GROUP)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let redis::Value::Array(summary) = pending else {
+        panic!("XPENDING answered {pending:?}");
+    };
+    assert_eq!(summary[0], redis::Value::Int(0), "the job is still leased");
+    gateway_e2e::cleanup(&q.prefix).await;
+}
+
+/// A queue and store of one shard under a prefix of their own, for tests that drive the
+/// outcome script directly.
+struct QueueFixture {
+    prefix: String,
+    keys: Keys,
+    conn: redis::aio::ConnectionManager,
+    reader: redis::aio::ConnectionManager,
+    queue: gateway::queue::Queue,
+    store: Store,
+}
+
+impl QueueFixture {
+    async fn start() -> Self {
+        let prefix = gateway_e2e::unique_prefix();
+        let keys = Keys::new(&prefix, 1);
+        let client = redis::Client::open(redis_url()).unwrap();
+        let conn = client.get_connection_manager().await.unwrap();
+        let reader = client.get_connection_manager().await.unwrap();
+        let queue =
+            gateway::queue::Queue::new(conn.clone(), keys.clone(), "t1".into(), 60_000, 5, 3_600);
+        queue.ensure_groups().await.unwrap();
+        let store = Store::new(
+            client,
+            conn.clone(),
+            keys.clone(),
+            Duration::from_secs(3_600),
+        );
+        Self {
+            prefix,
+            keys,
+            conn,
+            reader,
+            queue,
+            store,
+        }
+    }
+
+    /// Puts a job on the stream and leases it, as a worker's read does.
+    async fn push_and_lease(
+        &mut self,
+        tenant: &str,
+        msg: &str,
+        event: &str,
+    ) -> gateway::queue::Job {
+        let _: String = redis::cmd("XADD")
+            .arg(self.keys.jobs(0))
+            .arg("*")
+            .arg("t")
+            .arg(tenant)
+            .arg("m")
+            .arg(msg)
+            .arg("e")
+            .arg(event)
+            .query_async(&mut self.conn)
+            .await
+            .unwrap();
+        self.queue
+            .read(&mut self.reader, 0, 1, Duration::from_millis(100))
+            .await
+            .unwrap()
+            .remove(0)
+    }
 }

@@ -75,7 +75,6 @@ pub static COMPLETE: LazyLock<Script> = LazyLock::new(|| {
         release_lua!(),
         r#"
 if release(KEYS[3], ARGV[2], ARGV[1], KEYS[8], ARGV[9]) == 0 then return -1 end
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local fields = {'status', ARGV[3], 'attempts', ARGV[4], 'next_attempt_at_ms', ARGV[5], 'last_error', ARGV[8]}
 if ARGV[7] ~= '' then
   fields[#fields + 1] = 'request'
@@ -88,7 +87,13 @@ if ARGV[6] ~= '' then
   fields[#fields + 1] = 'a:' .. ARGV[4]
   fields[#fields + 1] = ARGV[6]
 end
-redis.call('HSET', KEYS[1], unpack(fields))
+-- a log always holds 'status': when HSET created every field, the log was gone (its
+-- retention ended): take the fresh one back out, record nothing (no EXISTS first, one
+-- redis.call less per outcome)
+if redis.call('HSET', KEYS[1], unpack(fields)) == #fields / 2 then
+  redis.call('DEL', KEYS[1])
+  return -1
+end
 if ARGV[6] ~= '' and number > 100 then redis.call('HDEL', KEYS[1], 'a:' .. (number - 100)) end
 if ARGV[5] ~= '' then
   redis.call('ZADD', KEYS[4], ARGV[5], ARGV[9])

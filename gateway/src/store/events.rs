@@ -55,14 +55,11 @@ if limit > 0 then
   if used > limit then return {'limited'} end
 end
 local n = tonumber(ARGV[9])
--- a handed-off lease ends by Redis' clock, the one every mover compares with (queue
--- scripts' now_ms(), written out here: this body runs once per call of a batch)
+-- a handed-off lease ends by Redis' clock, the one every mover compares with (read once
+-- per batch: see batched_script)
 local lease_end = nil
 if ARGV[10] ~= '' then
-  local now = redis.call('TIME')
-  -- as text: a Lua number passed to redis.call would go through '%.14g'; '%.0f', not
-  -- '%d', which casts to a C long (32 bits on 32-bit builds)
-  lease_end = string.format('%.0f', now[1] * 1000 + math.floor(now[2] / 1000) + tonumber(ARGV[10]))
+  lease_end = string.format('%.0f', tonumber(batch_now_ms()) + tonumber(ARGV[10]))
 end
 if ARGV[11] == 'hash' then
   -- the fields gateways before commit 2ae6182 read, taken from the header line
