@@ -1,5 +1,7 @@
 //! The event being delivered, and variable lookup by dotted path.
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
 use crate::Error;
@@ -176,12 +178,30 @@ impl Event {
     /// assert_eq!(event.lookup("channel"), None);
     /// ```
     pub fn lookup(&self, path: &str) -> Option<Value> {
+        self.lookup_ref(path).map(Cow::into_owned)
+    }
+
+    /// Like [`Event::lookup`], without copying what the payload holds: a payload
+    /// value is borrowed (a template that copies a large array into the body reads
+    /// it once, when it is written out); the other names are made into a string.
+    ///
+    /// ```
+    /// use std::borrow::Cow;
+    /// use plugin_sdk::Event;
+    /// use serde_json::json;
+    ///
+    /// let event = Event::new("t", json!({"items": [1, 2]})).with_id("evt_1");
+    /// assert!(matches!(event.lookup_ref("payload.items"), Some(Cow::Borrowed(v)) if v == &json!([1, 2])));
+    /// assert_eq!(event.lookup_ref("id").as_deref(), Some(&json!("evt_1")));
+    /// assert_eq!(event.lookup_ref("payload.nope"), None);
+    /// ```
+    pub fn lookup_ref(&self, path: &str) -> Option<Cow<'_, Value>> {
         let path = path.trim();
         let (root, rest) = match path.split_once('.') {
             Some((root, rest)) => (root, Some(rest)),
             None => (path, None),
         };
-        let text = |s: &str| (rest.is_none()).then(|| Value::String(s.to_owned()));
+        let text = |s: &str| (rest.is_none()).then(|| Cow::Owned(Value::String(s.to_owned())));
         match root {
             "id" => text(&self.id),
             "type" | "event" => text(&self.event_type),
@@ -189,8 +209,8 @@ impl Event {
             "created_at" => text(&self.created_at),
             "channel" => self.channel.as_deref().and_then(text),
             "payload" => match rest {
-                None => Some(self.payload.clone()),
-                Some(rest) => lookup_value(&self.payload, rest).cloned(),
+                None => Some(Cow::Borrowed(&self.payload)),
+                Some(rest) => lookup_value(&self.payload, rest).map(Cow::Borrowed),
             },
             _ => None,
         }
@@ -240,13 +260,15 @@ impl Event {
                 ROOTS.join(", ")
             )));
         }
-        let rest: Vec<&str> = segments.collect();
-        if root != "payload" && !rest.is_empty() {
+        // Checked as they come, without collecting the segments: configs are parsed on
+        // every plugin call.
+        let mut rest = segments.peekable();
+        if root != "payload" && rest.peek().is_some() {
             return Err(Error::new(format!(
                 "unknown variable `{path}`: `{root}` has no fields"
             )));
         }
-        if rest.iter().any(|s| s.is_empty()) {
+        if rest.any(str::is_empty) {
             return Err(Error::new(format!(
                 "variable `{path}` has an empty segment"
             )));

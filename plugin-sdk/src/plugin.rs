@@ -128,7 +128,12 @@ pub(crate) fn run_transform<P: Plugin + ?Sized>(
 ) -> Result<Action, String> {
     let event = event?;
     let config = parse_config(config)?;
-    P::transform(event, request, &config).map_err(String::from)
+    let action = P::transform(event, request, &config).map_err(String::from);
+    // In a plugin the instance and its whole memory are thrown away after this call:
+    // walking the config's tree to free it would be work for nothing.
+    #[cfg(target_arch = "wasm32")]
+    std::mem::forget(config);
+    action
 }
 
 #[cfg(test)]

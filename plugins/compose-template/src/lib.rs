@@ -15,7 +15,7 @@ use plugin_sdk::has_line_break;
 use plugin_sdk::{value_to_text, Action, Error, Event, Plugin, Request, Value};
 
 use crate::config::{BodyFormat, BodyTemplate, Config, FieldPath};
-use crate::template::{Stop, Vars};
+use crate::template::{write_json_str, write_json_value, Stop, Vars};
 
 /// The plugin.
 pub struct ComposeTemplate;
@@ -69,16 +69,59 @@ pub fn compose(event: &Event, mut request: Request, config: &Config) -> Result<R
 /// Renders the body template, or re-encodes the request's own JSON body as a
 /// form when there is no template and the format is `form`.
 fn set_body(request: &mut Request, config: &Config, vars: &Vars<'_>) -> Result<(), Stop> {
-    let body = match &config.body {
-        Some(template) => render_body(FieldPath::Root("body"), template, vars)?,
-        None if config.body_format == BodyFormat::Json => return Ok(()),
-        None => request
+    let body = match (&config.body, config.body_format) {
+        (Some(template), BodyFormat::Json) => {
+            // Straight to JSON text: the values the template takes from the event are
+            // serialized where they are, not copied into a tree first.
+            let mut body = Vec::with_capacity(request.body.len());
+            write_body(FieldPath::Root("body"), template, vars, &mut body)?;
+            request.body = body;
+            request.set_header("content-type", "application/json");
+            return Ok(());
+        }
+        (Some(template), BodyFormat::Form) => render_body(FieldPath::Root("body"), template, vars)?,
+        (None, BodyFormat::Json) => return Ok(()),
+        (None, BodyFormat::Form) => request
             .json_body()
             .map_err(|e| Stop::Fail(e.in_field("body")))?,
     };
-    match config.body_format {
-        BodyFormat::Json => request.set_json_body(&body),
-        BodyFormat::Form => request.set_form_body(form_pairs(&body)?),
+    request.set_form_body(form_pairs(&body)?);
+    Ok(())
+}
+
+/// Writes a body template as JSON text, the same text [`render_body`]'s value
+/// serializes to; `field` locates errors as there.
+fn write_body(
+    field: FieldPath<'_>,
+    template: &BodyTemplate,
+    vars: &Vars<'_>,
+    out: &mut Vec<u8>,
+) -> Result<(), Stop> {
+    match template {
+        BodyTemplate::Text(text) => text.write_json(vars, out).map_err(at(field))?,
+        BodyTemplate::Literal(value) => write_json_value(out, value),
+        BodyTemplate::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_body(FieldPath::Index(&field, i), item, vars, out)?;
+            }
+            out.push(b']');
+        }
+        BodyTemplate::Object(fields) => {
+            out.push(b'{');
+            for (i, (key, item)) in fields.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_json_str(out, key);
+                out.push(b':');
+                write_body(FieldPath::Key(&field, key), item, vars, out)?;
+            }
+            out.push(b'}');
+        }
     }
     Ok(())
 }

@@ -5,6 +5,8 @@
 //! path is checked with [`Event::check_path`], so a config with a typo is
 //! rejected when the endpoint is saved rather than at delivery time.
 
+use std::borrow::Cow;
+
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use plugin_sdk::{value_to_text, Error, Event, Value};
 
@@ -102,13 +104,12 @@ impl Template {
     pub fn parse(text: &str) -> Result<Self, Error> {
         let mut pieces = Vec::new();
         let mut rest = text;
-        while let Some(start) = rest.find(OPEN) {
+        while let Some(start) = find_mark(rest, OPEN) {
             if start > 0 {
                 pieces.push(Piece::Text(rest[..start].to_owned()));
             }
             let after = &rest[start + OPEN.len()..];
-            let end = after
-                .find(CLOSE)
+            let end = find_mark(after, CLOSE)
                 .ok_or_else(|| Error::new(format!("unclosed `{OPEN}` (expected `{CLOSE}`)")))?;
             let path = after[..end].trim();
             Event::check_path(path)?;
@@ -198,10 +199,55 @@ impl Template {
         match self.single_var() {
             Some(path) => Ok(vars
                 .value(path)?
-                .unwrap_or_else(|| Value::String(String::new()))),
+                .map_or_else(|| Value::String(String::new()), Cow::into_owned)),
             None => self.render_text(vars).map(Value::String),
         }
     }
+
+    /// Writes what [`Template::render_json`] gives as JSON text to `out`, without
+    /// building the value: a variable's value is serialized from the event where it is.
+    pub fn write_json(&self, vars: &Vars<'_>, out: &mut Vec<u8>) -> Result<(), Stop> {
+        match self.single_var() {
+            Some(path) => match vars.value(path)? {
+                Some(value) => write_json_value(out, &value),
+                None => write_json_str(out, ""),
+            },
+            None => write_json_str(out, &self.render_text(vars)?),
+        }
+        Ok(())
+    }
+}
+
+/// Appends `value` as compact JSON (what `serde_json::to_vec` gives).
+pub fn write_json_value(out: &mut Vec<u8>, value: &Value) {
+    // Cannot fail: a `Value`'s keys are strings, and a `Vec` takes every byte.
+    if serde_json::to_writer(&mut *out, value).is_err() {
+        out.extend_from_slice(b"null");
+    }
+}
+
+/// Appends `text` as a JSON string.
+pub fn write_json_str(out: &mut Vec<u8>, text: &str) {
+    // Cannot fail, as above.
+    if serde_json::to_writer(&mut *out, text).is_err() {
+        out.extend_from_slice(b"null");
+    }
+}
+
+/// Where `mark` first starts in `text`: a search for its first byte, then a compare (a
+/// config is parsed on every plugin call; `str::find` with a `&str` sets up a two-way
+/// searcher each time, which cost more than the search).
+fn find_mark(text: &str, mark: &str) -> Option<usize> {
+    let first = mark.as_bytes()[0];
+    let mut from = 0;
+    while let Some(at) = text.as_bytes()[from..].iter().position(|&b| b == first) {
+        let at = from + at;
+        if text.as_bytes()[at..].starts_with(mark.as_bytes()) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
 }
 
 /// Which part of a url the text after `literal` is in.
@@ -227,9 +273,10 @@ impl<'a> Vars<'a> {
         Self { event, on_missing }
     }
 
-    /// The value at `path`; `None` when missing and the policy is `empty`.
-    fn value(&self, path: &str) -> Result<Option<Value>, Stop> {
-        match self.event.lookup(path) {
+    /// The value at `path`, borrowed from the event where it can be; `None` when
+    /// missing and the policy is `empty`.
+    fn value(&self, path: &str) -> Result<Option<Cow<'a, Value>>, Stop> {
+        match self.event.lookup_ref(path) {
             Some(value) => Ok(Some(value)),
             None => match self.on_missing {
                 OnMissing::Empty => Ok(None),
@@ -241,12 +288,15 @@ impl<'a> Vars<'a> {
         }
     }
 
-    /// The value at `path` as text (empty when missing under `empty`).
-    fn text(&self, path: &str) -> Result<String, Stop> {
-        Ok(self
-            .value(path)?
-            .map(|v| value_to_text(&v))
-            .unwrap_or_default())
+    /// The value at `path` as text (empty when missing under `empty`); a string
+    /// value is borrowed, not copied.
+    fn text(&self, path: &str) -> Result<Cow<'a, str>, Stop> {
+        Ok(match self.value(path)? {
+            Some(Cow::Borrowed(Value::String(text))) => Cow::Borrowed(text),
+            Some(Cow::Owned(Value::String(text))) => Cow::Owned(text),
+            Some(value) => Cow::Owned(value_to_text(&value)),
+            None => Cow::Borrowed(""),
+        })
     }
 }
 
@@ -271,6 +321,17 @@ mod tests {
             .unwrap()
             .render_url(&vars)
             .unwrap()
+    }
+
+    #[test]
+    fn marks_are_found_where_str_find_finds_them() {
+        for text in [
+            "", "@", "@{", "@{{", "a@{{b", "@@{{", "@{@{{x}}", "}}", "}x}}", "é@{{",
+        ] {
+            for mark in [OPEN, CLOSE] {
+                assert_eq!(find_mark(text, mark), text.find(mark), "{text:?} {mark:?}");
+            }
+        }
     }
 
     #[test]

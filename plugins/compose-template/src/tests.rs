@@ -250,3 +250,59 @@ fn bad_config_is_an_error_at_transform_too() {
     .unwrap_err();
     assert_eq!(err.to_string(), r#"body_format: expected "json" or "form""#);
 }
+
+/// The JSON body is written straight to text; it must be the very bytes the body's
+/// value serializes to, for every kind of template: nested objects and arrays,
+/// literals, whole values copied from the event (strings with quotes and escapes,
+/// numbers, arrays, objects, `null`), interpolated text, missing variables under
+/// `empty`, and keys that need escaping.
+#[test]
+fn the_json_body_written_as_text_is_the_bodys_value_serialized() {
+    let event = Event::new(
+        "t",
+        json!({"s": "quote \" back \\ nl \n é 😀", "n": -1.5e3, "z": null,
+               "a": [1, {"k": [true, false]}], "o": {"b": 2, "a": 1}}),
+    )
+    .with_id("evt_1");
+    let config = json!({"body": {
+        "s": "@{{payload.s}}", "n": "@{{payload.n}}", "z": "@{{payload.z}}",
+        "a": "@{{payload.a}}", "o": "@{{payload.o}}", "all": "@{{payload}}",
+        "text": "id=@{{id}} s=@{{payload.s}} a=@{{payload.a}}",
+        "missing": "@{{payload.nope}}", "missing_in_text": "x@{{payload.nope}}y",
+        "literals": [1, 2.5, true, null, "plain", [], {}],
+        "nested": {"deep": [{"k\"ey\\": "@{{type}}"}, ["@{{payload.n}}", "@{{channel}}"]]}
+    }});
+    let parsed = Config::parse(&config).unwrap();
+    let vars = Vars::new(&event, parsed.on_missing);
+    let template = parsed.body.as_ref().unwrap();
+    let mut written = Vec::new();
+    write_body(FieldPath::Root("body"), template, &vars, &mut written).unwrap();
+    let value = render_body(FieldPath::Root("body"), template, &vars).unwrap();
+    assert_eq!(
+        String::from_utf8(written).unwrap(),
+        serde_json::to_string(&value).unwrap()
+    );
+    assert_eq!(value["all"], event.payload);
+    assert_eq!(value["missing"], "");
+}
+
+/// A missing variable under `drop` or `error` stops the written body as it stops
+/// the rendered one, with the same field in the message.
+#[test]
+fn the_written_body_stops_on_a_missing_variable_as_the_rendered_one() {
+    let event = Event::new("t", json!({"a": 1}));
+    for policy in ["drop", "error"] {
+        let config = json!({"on_missing": policy, "body": {"x": [1, {"y": "@{{payload.nope}}"}]}});
+        let parsed = Config::parse(&config).unwrap();
+        let vars = Vars::new(&event, parsed.on_missing);
+        let template = parsed.body.as_ref().unwrap();
+        let written = write_body(FieldPath::Root("body"), template, &vars, &mut Vec::new());
+        let rendered = render_body(FieldPath::Root("body"), template, &vars).map(|_| ());
+        assert_eq!(written, rendered, "{policy}");
+        assert!(
+            matches!(&written, Err(Stop::Drop(m)) if m.contains("body.x.1.y"))
+                || matches!(&written, Err(Stop::Fail(e)) if e.to_string().contains("body.x.1.y")),
+            "{policy}: {written:?}"
+        );
+    }
+}
