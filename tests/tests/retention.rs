@@ -231,27 +231,40 @@ async fn an_outcome_for_a_log_that_is_gone_records_nothing() {
     let mut q = QueueFixture::start().await;
     let (tenant, msg, event) = ("ten_gone", "msg_01KGONEGONEGONEGONEGONEGON", "evt_gone");
     let job = q.push_and_lease(tenant, msg, event).await;
+    // A failed attempt with a retry: the outcome that would touch the most keys.
+    let now = gateway::store::time::now_ms();
     let done = Completion {
-        status: "delivered",
+        status: "pending",
         attempts: 1,
-        retry_at_ms: None,
+        retry_at_ms: Some(now + 10_000),
         attempt: Some("{}".into()),
         request: Some("{}".into()),
-        last_error: None,
-        stats: Some(("ep_gone".into(), "delivered")),
-        reached: Some(true),
+        last_error: Some("http_status".into()),
+        stats: Some(("ep_gone".into(), "attempt_failed")),
+        reached: Some(false),
     };
     assert_eq!(q.queue.complete(&job, &done).await.unwrap(), None);
 
     let mut conn = q.conn.clone();
     let log: bool = conn.exists(q.keys.log(tenant, msg)).await.unwrap();
     assert!(!log, "the outcome made the log again");
-    let hour = gateway::store::time::now_ms() / 3_600_000;
-    let stats: bool = conn
-        .exists(q.keys.endpoint_stats(tenant, "ep_gone", hour))
+    for hour in [now / 3_600_000, gateway::store::time::now_ms() / 3_600_000] {
+        let stats: bool = conn
+            .exists(q.keys.endpoint_stats(tenant, "ep_gone", hour))
+            .await
+            .unwrap();
+        assert!(!stats, "an outcome with no log was counted");
+    }
+    let failing: bool = conn
+        .exists(q.keys.endpoint_health(tenant, "ep_gone"))
         .await
         .unwrap();
-    assert!(!stats, "an outcome with no log was counted");
+    assert!(
+        !failing,
+        "an outcome with no log marked its endpoint failing"
+    );
+    let retries: u64 = conn.zcard(q.keys.delayed(0)).await.unwrap();
+    assert_eq!(retries, 0, "an outcome with no log scheduled a retry");
     let pending: redis::Value = redis::cmd("XPENDING")
         .arg(q.keys.jobs(0))
         .arg(gateway::queue::GROUP)

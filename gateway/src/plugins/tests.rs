@@ -465,8 +465,10 @@ fn builtins_prepare_and_run() {
 /// The deepest payload ingest accepts (`api::json::MAX_DEPTH` - 1 levels for the whole
 /// body, so one less for the payload), each level an object or an array, runs through both
 /// built-ins with variables that copy the deep value, also into the deepest body templates
-/// their configs allow (a compose-template body nested 121 levels; a chatbot-webhook key of
-/// 32 segments): their wasm stack (128 KiB, see `wasm_build.rs`) holds it.
+/// their configs allow (a compose-template body template nested 125 objects deep, what
+/// `POST /v1/plugins/{name}/simulate` lets through, `{"config": {"body": ...}}`; an endpoint's
+/// `{"plugins": [{"config": {"body": ...}}]}` allows 123; a chatbot-webhook key of 32
+/// segments): their wasm stack (128 KiB, see `wasm_build.rs`) holds it.
 #[test]
 fn builtins_run_on_the_deepest_payload_ingest_accepts() {
     let levels = crate::api::json::MAX_DEPTH - 2;
@@ -479,7 +481,7 @@ fn builtins_run_on_the_deepest_payload_ingest_accepts() {
         };
     }
     let mut deep_body = String::from("\"@{{payload}}\"");
-    for _ in 0..120 {
+    for _ in 0..125 {
         deep_body = format!("{{\"b\":{deep_body}}}");
     }
     let deep_config = format!(r#"{{"body": {deep_body}}}"#);

@@ -73,10 +73,11 @@ pub fn cargo_build_wasm(
         // memory is then a couple of hundred KiB, which the pooling allocator resets after
         // every call (a memset), so a smaller memory is a faster call. The worst case the
         // API lets through (the deepest payload, 126 levels, copied into the deepest
-        // compose-template body, 121 levels) needs 80-96 KiB of it: measured by
-        // `plugins::tests::builtins_run_on_the_deepest_payload_ingest_accepts`, which
-        // fails at 80 KiB and passes at 96. Against 256 KiB: compose-template call p50
-        // 29.9-30.1 -> 27.4-28.2 us (benches/plugin_invoke.rs).
+        // compose-template body template, 125 levels through `simulate`) needs 64-80 KiB of
+        // it: measured by `plugins::tests::builtins_run_on_the_deepest_payload_ingest_accepts`,
+        // which fails at 64 KiB and passes at 80 (80-96 KiB, for 121 levels, before
+        // compose-template wrote its body straight to text). Against 256 KiB:
+        // compose-template call p50 29.9-30.1 -> 27.4-28.2 us (benches/plugin_invoke.rs).
         cmd.env(
             "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS",
             "-C link-arg=-zstack-size=131072",

@@ -308,8 +308,9 @@ impl Queue {
     }
 
     /// Records the outcome of a job and releases its lease, atomically. Returns `None` when
-    /// the job had already been completed by another worker (its outcome is then left alone),
-    /// else since when (Unix ms) the endpoint has failed every attempt, `0` when healthy.
+    /// the job had already been completed by another worker (its outcome is then left alone)
+    /// or its log is gone (retention ended; the job is released, nothing recorded), else
+    /// since when (Unix ms) the endpoint has failed every attempt, `0` when healthy.
     pub async fn complete(&self, job: &Job, done: &Completion) -> StoreResult<Option<u64>> {
         let (stats_key, stats_field) = match &done.stats {
             Some((endpoint, field)) => {

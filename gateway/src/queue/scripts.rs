@@ -67,7 +67,8 @@ end
 /// ARGV: entry, group, status, attempts, retry-at ms or "", attempt JSON or "", request JSON or "",
 ///       last error or "", delayed member, ttl secs, stats field or "", health ("ok", "fail" or ""), now ms.
 /// Returns -1 when the job was no longer this worker's (another worker finished it, or its
-/// lease ended and it went back to the stream), else the time
+/// lease ended and it went back to the stream) or its log is gone (its retention ended while
+/// the job waited: the job is released, nothing is recorded), else the time
 /// (ms) since which the endpoint has failed every attempt, 0 when it is healthy.
 /// Batched ([`batched_script`]): the outcomes recorded at the same moment go in one call.
 pub static COMPLETE: LazyLock<Script> = LazyLock::new(|| {
