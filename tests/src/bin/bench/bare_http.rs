@@ -50,6 +50,26 @@ impl Target {
     }
 }
 
+/// Why a POST got no status code.
+#[derive(Debug)]
+pub enum PostError {
+    /// No whole answer within the timeout.
+    Timeout,
+    /// The connection or the exchange failed.
+    Failed(anyhow::Error),
+}
+
+impl std::fmt::Display for PostError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Timeout => f.write_str("no answer within the timeout"),
+            Self::Failed(e) => write!(f, "{e:#}"),
+        }
+    }
+}
+
+impl std::error::Error for PostError {}
+
 /// One producer's connection; reconnects on the next request after an error.
 pub struct Connection {
     target: Target,
@@ -65,18 +85,19 @@ impl Connection {
         }
     }
 
-    /// POSTs a JSON body and reads the whole answer; returns its status code.
-    pub async fn post_json(&mut self, body: Bytes, timeout: Duration) -> Result<u16> {
+    /// POSTs a JSON body and reads the whole answer; returns its status code. A failed or
+    /// timed-out exchange drops the connection (the next call opens a new one).
+    pub async fn post_json(&mut self, body: Bytes, timeout: Duration) -> Result<u16, PostError> {
         let answer = tokio::time::timeout(timeout, self.exchange(body)).await;
         match answer {
             Ok(Ok(status)) => Ok(status),
             Ok(Err(e)) => {
                 self.sender = None;
-                Err(e)
+                Err(PostError::Failed(e))
             }
             Err(_) => {
                 self.sender = None;
-                Err(anyhow!("timeout"))
+                Err(PostError::Timeout)
             }
         }
     }

@@ -44,7 +44,7 @@ use sha2::Sha256;
 use tokio::process::{Child, Command};
 
 mod bare_http;
-use bare_http::{Arrival, Connection, Target};
+use bare_http::{Arrival, Connection, PostError, Target};
 
 /// Every scenario, in the order they run.
 const ALL_SCENARIOS: &[&str] = &[
@@ -352,8 +352,8 @@ async fn produce(
                 let body = event_body(seq, &pad, wrap);
                 let status = match connection.post_json(body, REQUEST_TIMEOUT).await {
                     Ok(code) => code.to_string(),
-                    Err(e) if e.to_string() == "timeout" => "timeout".to_string(),
-                    Err(_) => "error".to_string(),
+                    Err(PostError::Timeout) => "timeout".to_string(),
+                    Err(PostError::Failed(_)) => "error".to_string(),
                 };
                 if status == "202" || (!wrap && status == "200") {
                     accepted.push(seq);
