@@ -1,5 +1,5 @@
 //! The stored form of events: one string per event (header line and payload), and events
-//! that gateways before 2026-11-21 stored as hashes still delivered and shown.
+//! that gateways before commit 2ae6182 stored as hashes still delivered and shown.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
@@ -115,7 +115,7 @@ async fn an_event_stored_as_a_hash_by_an_older_gateway_is_delivered_and_shown() 
     let newer = api.deliveries_of(&newer_id).await;
     drop(ingest);
 
-    // Rewrite the stored event the way gateways before 2026-11-21 wrote it.
+    // Rewrite the stored event the way gateways before commit 2ae6182 wrote it.
     let mut conn = redis().await;
     let key = event_key(&prefix, &api.id, &event_id);
     let _: () = conn.del(&key).await.unwrap();

@@ -4,7 +4,7 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-use crate::store::group_commit::batched_script;
+use crate::store::group_commit::{batched_script, clock_lua};
 
 /// Lua that ends a job's lease: `release(stream, group, entry, leases, member)` acknowledges
 /// and deletes the stream entry, or, for a job handed off at ingest (`entry` empty), takes
@@ -41,19 +41,6 @@ local function move_due(zset, stream, max, limit, ...)
     redis.call('ZREM', zset, member)
   end
   return #due
-end
-"#
-    };
-}
-
-/// Lua for Redis' clock: `now_ms()`, the server's time in ms (every process's leases are
-/// timed by it, so host clocks may differ).
-macro_rules! clock_lua {
-    () => {
-        r#"
-local function now_ms()
-  local now = redis.call('TIME')
-  return now[1] * 1000 + math.floor(now[2] / 1000)
 end
 "#
     };

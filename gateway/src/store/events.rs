@@ -59,7 +59,9 @@ local n = tonumber(ARGV[9])
 -- per batch: see batched_script)
 local lease_end = nil
 if ARGV[10] ~= '' then
-  lease_end = string.format('%.0f', tonumber(batch_now_ms()) + tonumber(ARGV[10]))
+  -- as text: a Lua number passed to redis.call would go through '%.14g'; '%.0f', not
+  -- '%d', which casts to a C long (32 bits on 32-bit builds)
+  lease_end = string.format('%.0f', batch_now_ms() + tonumber(ARGV[10]))
 end
 if ARGV[11] == 'hash' then
   -- the fields gateways before commit 2ae6182 read, taken from the header line
@@ -199,7 +201,7 @@ impl Store {
                 .arg(&event_id)
                 .arg(tenant)
                 .arg(&event.event_type)
-                .arg(record)
+                .arg_bytes(record)
                 .arg(created)
                 .arg(targets.len())
                 .arg(

@@ -74,27 +74,45 @@ impl ScriptCall {
         value.write_redis_args(&mut self.args);
         self
     }
+
+    /// Adds an argument already in bytes, kept as it is ([`ScriptCall::arg`] copies: an
+    /// event record, payload included, would be copied once more per ingest).
+    pub fn arg_bytes(&mut self, value: Vec<u8>) -> &mut Self {
+        self.args.push(value);
+        self
+    }
 }
+
+/// Lua for Redis' clock: `now_ms()`, the server's time in ms (every process's leases are
+/// timed by it, so host clocks may differ). One `redis.call` per read.
+macro_rules! clock_lua {
+    () => {
+        r#"
+local function now_ms()
+  local now = redis.call('TIME')
+  return now[1] * 1000 + math.floor(now[2] / 1000)
+end
+"#
+    };
+}
+pub(crate) use clock_lua;
 
 /// Wraps a single-call script body (written against `KEYS` and `ARGV`) into a script that
 /// runs it once per call of a batch. A body must not write into `KEYS` or `ARGV`, nor
 /// return or keep them: every call sees the same two tables, refilled. A body may call
-/// `batch_now_ms()`: Redis' clock in ms as text, read once per batch (`TIME` is one
-/// `redis.call` per read; a batch runs in a few ms at most). `ARGV` of the batch is, per call, its key count, its
+/// `batch_now_ms()`: [`clock_lua`]'s `now_ms()` read once per batch (a batch runs in a few
+/// ms at most). `ARGV` of the batch is, per call, its key count, its
 /// argument count and its arguments; `KEYS` is every call's keys in order. The reply has
 /// one entry per call: `{1, reply}`, or `{0, error text}` if the body failed. (Not error
 /// replies inside the array: redis-rs fails a whole reply that holds one.)
 pub fn batched_script(body: &str) -> Script {
     Script::new(&format!(
-        r#"
+        concat!(
+            clock_lua!(),
+            r#"
 local batch_now = nil
 local function batch_now_ms()
-  if not batch_now then
-    local now = redis.call('TIME')
-    -- as text: a Lua number passed to redis.call would go through '%.14g'; '%.0f', not
-    -- '%d', which casts to a C long (32 bits on 32-bit builds)
-    batch_now = string.format('%.0f', now[1] * 1000 + math.floor(now[2] / 1000))
-  end
+  if not batch_now then batch_now = now_ms() end
   return batch_now
 end
 local function one(KEYS, ARGV)
@@ -132,6 +150,8 @@ while a <= #ARGV do
 end
 return out
 "#
+        ),
+        body = body
     ))
 }
 

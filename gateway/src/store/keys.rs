@@ -302,6 +302,25 @@ mod tests {
             keys.endpoint_rate_window(t, "ep_1", 7),
             format!("{tag}:t:{t}:ep:ep_1:rate:7")
         );
+        // The rest of the tenant's keys, spelled as the `format!` calls before commit
+        // fe86d09's rewrite spelled them (a different spelling would lose stored data).
+        assert_eq!(keys.endpoints(t), format!("{tag}:t:{t}:endpoints"));
+        assert_eq!(keys.idempotency(t, "h1"), format!("{tag}:t:{t}:idem:h1"));
+        assert_eq!(keys.logs_index(t), format!("{tag}:t:{t}:logs"));
+        assert_eq!(
+            keys.endpoint_health(t, "ep_1"),
+            format!("{tag}:t:{t}:ep:ep_1:failing-since")
+        );
+        assert_eq!(keys.held(t, "ep_1"), format!("{tag}:t:{t}:ep:ep_1:held"));
+        assert_eq!(keys.event_types(t), format!("{tag}:t:{t}:event-types"));
+        assert_eq!(keys.plugins(t), format!("{tag}:t:{t}:plugins"));
+        assert_eq!(keys.jobs_for(t), keys.jobs(keys.shard_of(t)));
+        assert_eq!(keys.api_key("h2"), "gw:apikey:h2");
+        assert_eq!(keys.tenants(), "gw:tenants");
+        assert_eq!(keys.tenant(t), format!("gw:tenant:{t}"));
+        assert_eq!(keys.tenant_api_keys(t), format!("gw:tenant:{t}:keys"));
+        assert_eq!(keys.plugin_wasm("sha"), "gw:plugin:wasm:sha");
+        assert_eq!(keys.plugin_artifact("e1", "sha"), "gw:plugin:art:e1:sha");
         assert_eq!(keys.jobs(1), "{gw:s1}:jobs");
         assert_eq!(keys.delayed(0), "{gw:s0}:delayed");
         assert_eq!(keys.dead(1), "{gw:s1}:dead");
