@@ -68,14 +68,14 @@ impl<T: Plugin> Guest for T {
         request: wit::Request,
         config: String,
     ) -> Result<wit::Action, String> {
-        let event = crate::Event::from_parts(
-            event.id,
-            event.event_type,
-            event.tenant,
-            event.channel,
-            event.created_at,
-            &event.payload,
-        );
+        let event = crate::RawEvent {
+            id: &event.id,
+            event_type: &event.event_type,
+            tenant: &event.tenant,
+            channel: event.channel.as_deref(),
+            created_at: &event.created_at,
+            payload: &event.payload,
+        };
         run_transform::<T>(event, request.into(), &config).map(wit::Action::from)
     }
 }

@@ -196,24 +196,16 @@ impl Event {
     /// assert_eq!(event.lookup_ref("payload.nope"), None);
     /// ```
     pub fn lookup_ref(&self, path: &str) -> Option<Cow<'_, Value>> {
-        let path = path.trim();
-        let (root, rest) = match path.split_once('.') {
-            Some((root, rest)) => (root, Some(rest)),
-            None => (path, None),
+        let head = Head {
+            id: &self.id,
+            event_type: &self.event_type,
+            tenant: &self.tenant,
+            channel: self.channel.as_deref(),
+            created_at: &self.created_at,
         };
-        let text = |s: &str| (rest.is_none()).then(|| Cow::Owned(Value::String(s.to_owned())));
-        match root {
-            "id" => text(&self.id),
-            "type" | "event" => text(&self.event_type),
-            "tenant" => text(&self.tenant),
-            "created_at" => text(&self.created_at),
-            "channel" => self.channel.as_deref().and_then(text),
-            "payload" => match rest {
-                None => Some(Cow::Borrowed(&self.payload)),
-                Some(rest) => lookup_value(&self.payload, rest).map(Cow::Borrowed),
-            },
-            _ => None,
-        }
+        resolve_path(path, head, |rest| {
+            lookup_value(&self.payload, rest.unwrap_or_default()).map(Cow::Borrowed)
+        })
     }
 
     /// Like [`Event::lookup`], rendered as text: strings as they are, `null`
@@ -274,6 +266,40 @@ impl Event {
             )));
         }
         Ok(())
+    }
+}
+
+/// The event's fields above the payload, as a path names them.
+pub(crate) struct Head<'e> {
+    pub(crate) id: &'e str,
+    pub(crate) event_type: &'e str,
+    pub(crate) tenant: &'e str,
+    pub(crate) channel: Option<&'e str>,
+    pub(crate) created_at: &'e str,
+}
+
+/// Resolves a dotted path as [`Event::lookup_ref`] documents: the top-level
+/// names from `head`, and everything under `payload` from `payload`, which gets
+/// the rest of the path after `payload.` (`None` for `payload` alone).
+pub(crate) fn resolve_path<'e>(
+    path: &str,
+    head: Head<'e>,
+    payload: impl FnOnce(Option<&str>) -> Option<Cow<'e, Value>>,
+) -> Option<Cow<'e, Value>> {
+    let path = path.trim();
+    let (root, rest) = match path.split_once('.') {
+        Some((root, rest)) => (root, Some(rest)),
+        None => (path, None),
+    };
+    let text = |s: &str| (rest.is_none()).then(|| Cow::Owned(Value::String(s.to_owned())));
+    match root {
+        "id" => text(head.id),
+        "type" | "event" => text(head.event_type),
+        "tenant" => text(head.tenant),
+        "created_at" => text(head.created_at),
+        "channel" => head.channel.and_then(text),
+        "payload" => payload(rest),
+        _ => None,
     }
 }
 

@@ -29,6 +29,8 @@
 //! - [`request`]: [`Request`] and its header, body and query helpers;
 //! - [`action`]: [`Action`] and [`Error`];
 //! - [`plugin`]: the [`Plugin`] trait and config parsing;
+//! - [`raw_event`]: [`RawEvent`] and [`LazyEvent`], for plugins that read a few
+//!   payload fields without parsing the whole payload ([`Plugin::transform_raw`]);
 //! - `bindings` (hidden): the code wit-bindgen generates from
 //!   `wit/plugin.wit`, the only definition of the contract.
 //!
@@ -46,11 +48,13 @@ mod arena;
 pub mod bindings;
 pub mod event;
 pub mod plugin;
+pub mod raw_event;
 pub mod request;
 
 pub use action::{Action, Error};
 pub use event::{lookup_value, value_to_text, Event};
-pub use plugin::{parse_config, Plugin};
+pub use plugin::{discard, parse_config, Plugin};
+pub use raw_event::{LazyEvent, Lookup, RawEvent};
 pub use request::{has_line_break, is_header_name, Request};
 /// The JSON type configs and payloads use, re-exported so that a plugin's
 /// version always matches the SDK's.

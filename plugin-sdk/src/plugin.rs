@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use crate::{Action, Error, Event, Request};
+use crate::{Action, Error, Event, RawEvent, Request};
 
 /// A gateway plugin. Implement it on a unit struct and export it with
 /// [`export_plugin!`](crate::export_plugin).
@@ -89,6 +89,68 @@ pub trait Plugin {
     /// # Ok::<(), Error>(())
     /// ```
     fn transform(event: Event, request: Request, config: &Value) -> Result<Action, Error>;
+
+    /// What the `transform` export calls: the event with its payload still JSON
+    /// text, and the config's text. The default parses both and calls
+    /// [`Plugin::transform`], which is what almost every plugin wants.
+    ///
+    /// Override it when parsing everything on every call is the cost that
+    /// matters: a plugin that reads a few payload fields can read them through
+    /// [`RawEvent::lazy`] instead (the built-in compose-template does). Keep it
+    /// answering as `transform` does for the same input; the tests of such a
+    /// plugin should say so.
+    ///
+    /// ```
+    /// use plugin_sdk::{Action, Error, Event, Lookup, Plugin, RawEvent, Request, Value};
+    ///
+    /// struct StatusHeader;
+    ///
+    /// impl Plugin for StatusHeader {
+    ///     fn transform(event: Event, request: Request, _: &Value) -> Result<Action, Error> {
+    ///         Ok(Action::Deliver(tag(&event, request)))
+    ///     }
+    ///
+    ///     fn transform_raw(event: RawEvent<'_>, request: Request, _: &str) -> Result<Action, Error> {
+    ///         Ok(Action::Deliver(tag(&event.lazy()?, request)))
+    ///     }
+    /// }
+    ///
+    /// /// The plugin's logic, written once against [`Lookup`].
+    /// fn tag(event: &impl Lookup, mut request: Request) -> Request {
+    ///     request.set_header("x-status", event.lookup_text("payload.status").unwrap_or_default());
+    ///     request
+    /// }
+    ///
+    /// let raw = RawEvent { payload: r#"{"status":"read"}"#, ..RawEvent::default() };
+    /// let request = Request::new("POST", "https://example.com/");
+    /// let Action::Deliver(out) = StatusHeader::transform_raw(raw, request, "")? else { panic!() };
+    /// assert_eq!(out.header("x-status"), Some("read"));
+    /// # Ok::<(), Error>(())
+    /// ```
+    fn transform_raw(event: RawEvent<'_>, request: Request, config: &str) -> Result<Action, Error> {
+        let event = event.parse()?;
+        let config = parse_config(config)?;
+        let action = Self::transform(event, request, &config);
+        discard(config);
+        action
+    }
+}
+
+/// Drops a value that lives until the end of a plugin call. In a plugin the
+/// instance and its whole memory are thrown away after the call, so there it
+/// is forgotten instead (walking a parsed config's tree to free it is work for
+/// nothing); natively it is dropped as usual.
+///
+/// ```
+/// let config = plugin_sdk::parse_config(r#"{"a":[1,2,3]}"#)?;
+/// plugin_sdk::discard(config);
+/// # Ok::<(), plugin_sdk::Error>(())
+/// ```
+pub fn discard<T>(value: T) {
+    #[cfg(target_arch = "wasm32")]
+    std::mem::forget(value);
+    #[cfg(not(target_arch = "wasm32"))]
+    drop(value);
 }
 
 /// Parses a plugin config as the gateway passes it: JSON text, where empty
@@ -118,22 +180,14 @@ pub(crate) fn run_validate<P: Plugin + ?Sized>(config: &str) -> Result<(), Strin
     P::validate_config(&config).map_err(String::from)
 }
 
-/// What the `transform` export does: parse the payload and config, then ask
-/// the plugin. The event's payload text is parsed here, so a payload that is
-/// not JSON fails the delivery with a message instead of trapping.
+/// What the `transform` export does: ask the plugin, and turn its error into
+/// the message the gateway records.
 pub(crate) fn run_transform<P: Plugin + ?Sized>(
-    event: Result<Event, Error>,
+    event: RawEvent<'_>,
     request: Request,
     config: &str,
 ) -> Result<Action, String> {
-    let event = event?;
-    let config = parse_config(config)?;
-    let action = P::transform(event, request, &config).map_err(String::from);
-    // In a plugin the instance and its whole memory are thrown away after this call:
-    // walking the config's tree to free it would be work for nothing.
-    #[cfg(target_arch = "wasm32")]
-    std::mem::forget(config);
-    action
+    P::transform_raw(event, request, config).map_err(String::from)
 }
 
 #[cfg(test)]
@@ -164,6 +218,16 @@ mod tests {
         Request::new("POST", "https://example.com/")
     }
 
+    fn raw(payload: &str) -> RawEvent<'_> {
+        RawEvent {
+            id: "e",
+            event_type: "t",
+            tenant: "ten",
+            payload,
+            ..RawEvent::default()
+        }
+    }
+
     #[test]
     fn validate_parses_then_delegates() {
         assert_eq!(run_validate::<Echo>(""), Ok(()));
@@ -178,16 +242,15 @@ mod tests {
 
     #[test]
     fn transform_reports_bad_payload_and_config() {
-        let bad_payload = Event::from_parts("e", "t", "ten", None, "", "{x");
+        let bad_payload = raw("{x");
         let err = run_transform::<Echo>(bad_payload, request(), "{}").unwrap_err();
         assert!(err.starts_with("event payload is not JSON:"), "{err}");
 
-        let event = Event::from_parts("e", "t", "ten", None, "", r#"{"a":1}"#);
-        let err = run_transform::<Echo>(event.clone(), request(), "[").unwrap_err();
+        let event = raw(r#"{"a":1}"#);
+        let err = run_transform::<Echo>(event, request(), "[").unwrap_err();
         assert!(err.starts_with("config is not JSON:"), "{err}");
 
-        let Action::Deliver(out) = run_transform::<Echo>(event.clone(), request(), "").unwrap()
-        else {
+        let Action::Deliver(out) = run_transform::<Echo>(event, request(), "").unwrap() else {
             panic!("expected deliver");
         };
         assert_eq!(out.body, br#"{"a":1}"#);

@@ -128,7 +128,8 @@ fn opt_str<'a>(field: &str, value: Option<&'a Value>) -> Result<Option<&'a str>,
     }
 }
 
-fn parse_url(value: Option<&Value>) -> Result<Option<Template>, Error> {
+/// One of [`Config::parse`]'s checks (also used by `config_text`).
+pub(crate) fn parse_url(value: Option<&Value>) -> Result<Option<Template>, Error> {
     let Some(text) = opt_str("url", value)? else {
         return Ok(None);
     };
@@ -142,7 +143,8 @@ fn parse_url(value: Option<&Value>) -> Result<Option<Template>, Error> {
     Ok(Some(template))
 }
 
-fn parse_method(value: Option<&Value>) -> Result<Option<String>, Error> {
+/// One of [`Config::parse`]'s checks (also used by `config_text`).
+pub(crate) fn parse_method(value: Option<&Value>) -> Result<Option<String>, Error> {
     let Some(method) = opt_str("method", value)? else {
         return Ok(None);
     };
@@ -157,7 +159,8 @@ fn parse_method(value: Option<&Value>) -> Result<Option<String>, Error> {
     }
 }
 
-fn parse_headers(value: Option<&Value>) -> Result<Vec<(String, Template)>, Error> {
+/// One of [`Config::parse`]'s checks (also used by `config_text`).
+pub(crate) fn parse_headers(value: Option<&Value>) -> Result<Vec<(String, Template)>, Error> {
     let fields = match value {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::Object(fields)) => fields,
@@ -182,7 +185,8 @@ fn parse_headers(value: Option<&Value>) -> Result<Vec<(String, Template)>, Error
         .collect()
 }
 
-fn parse_body_format(value: Option<&Value>) -> Result<BodyFormat, Error> {
+/// One of [`Config::parse`]'s checks (also used by `config_text`).
+pub(crate) fn parse_body_format(value: Option<&Value>) -> Result<BodyFormat, Error> {
     match opt_str("body_format", value)? {
         None | Some("json") => Ok(BodyFormat::Json),
         Some("form") => Ok(BodyFormat::Form),
@@ -190,7 +194,8 @@ fn parse_body_format(value: Option<&Value>) -> Result<BodyFormat, Error> {
     }
 }
 
-fn parse_on_missing(value: Option<&Value>) -> Result<OnMissing, Error> {
+/// One of [`Config::parse`]'s checks (also used by `config_text`).
+pub(crate) fn parse_on_missing(value: Option<&Value>) -> Result<OnMissing, Error> {
     match opt_str("on_missing", value)? {
         None | Some("empty") => Ok(OnMissing::Empty),
         Some("drop") => Ok(OnMissing::Drop),

@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
-use plugin_sdk::{value_to_text, Error, Event, Value};
+use plugin_sdk::{value_to_text, Error, Event, Lookup, Value};
 
 use crate::config::OnMissing;
 
@@ -208,6 +208,7 @@ impl Template {
     /// building the value: a variable's value is serialized from the event where it is.
     pub fn write_json(&self, vars: &Vars<'_>, out: &mut Vec<u8>) -> Result<(), Stop> {
         match self.single_var() {
+            Some(path) if vars.write_json_text(path, out) => {}
             Some(path) => match vars.value(path)? {
                 Some(value) => write_json_value(out, &value),
                 None => write_json_str(out, ""),
@@ -263,13 +264,14 @@ fn url_part(literal: &str) -> UrlPart {
 
 /// Variable values for one event, with the `on_missing` policy applied.
 pub struct Vars<'a> {
-    event: &'a Event,
+    event: &'a dyn Lookup,
     on_missing: OnMissing,
 }
 
 impl<'a> Vars<'a> {
-    /// Variables of `event`; a missing one is handled as `on_missing` says.
-    pub fn new(event: &'a Event, on_missing: OnMissing) -> Self {
+    /// Variables of `event` (parsed, or read lazily); a missing one is handled as
+    /// `on_missing` says.
+    pub fn new(event: &'a dyn Lookup, on_missing: OnMissing) -> Self {
         Self { event, on_missing }
     }
 
@@ -286,6 +288,26 @@ impl<'a> Vars<'a> {
                 )))),
             },
         }
+    }
+
+    /// Writes the value at `path` as compact JSON re-encoded straight from the
+    /// event's text, when the event keeps it as text ([`Lookup::lookup_json_text`]):
+    /// no value is built. The bytes are those [`write_json_value`] gives for the
+    /// parsed value, but for an object with a repeated key, which keeps every
+    /// occurrence (a parsed object keeps the last). False, with nothing written,
+    /// when there is no text or it does not parse (the value path decides then).
+    fn write_json_text(&self, path: &str, out: &mut Vec<u8>) -> bool {
+        let Some(text) = self.event.lookup_json_text(path) else {
+            return false;
+        };
+        let start = out.len();
+        let mut reader = serde_json::Deserializer::from_str(text);
+        let mut writer = serde_json::Serializer::new(&mut *out);
+        if serde_transcode::transcode(&mut reader, &mut writer).is_ok() {
+            return true;
+        }
+        out.truncate(start);
+        false
     }
 
     /// The value at `path` as text (empty when missing under `empty`); a string

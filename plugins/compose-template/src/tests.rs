@@ -37,10 +37,29 @@ fn gateway_request() -> Request {
 }
 
 fn run(config: Value) -> Result<Action, Error> {
-    let config_text = config.to_string();
     assert_eq!(ComposeTemplate::validate_config(&config), Ok(()));
+    run_both_ways(&status_event(), gateway_request(), &config)
+}
+
+/// Runs the plugin both ways the SDK can call it: `transform` with the event and
+/// config parsed, and `transform_raw` with their text (what a delivery runs, the
+/// payload read lazily). Asserts that they answer alike; returns the answer.
+fn run_both_ways(event: &Event, request: Request, config: &Value) -> Result<Action, Error> {
+    let config_text = config.to_string();
     let parsed = plugin_sdk::parse_config(&config_text).unwrap();
-    ComposeTemplate::transform(status_event(), gateway_request(), &parsed)
+    let full = ComposeTemplate::transform(event.clone(), request.clone(), &parsed);
+    let payload = event.payload.to_string();
+    let raw = RawEvent {
+        id: &event.id,
+        event_type: &event.event_type,
+        tenant: &event.tenant,
+        channel: event.channel.as_deref(),
+        created_at: &event.created_at,
+        payload: &payload,
+    };
+    let lazy = ComposeTemplate::transform_raw(raw, request, &config_text);
+    assert_eq!(lazy, full, "config {config_text}, payload {payload}");
+    full
 }
 
 fn deliver(config: Value) -> Request {
@@ -242,13 +261,62 @@ fn on_missing_policies() {
 
 #[test]
 fn bad_config_is_an_error_at_transform_too() {
-    let err = ComposeTemplate::transform(
-        status_event(),
+    let err = run_both_ways(
+        &status_event(),
         gateway_request(),
         &json!({"body_format": "yaml"}),
     )
     .unwrap_err();
     assert_eq!(err.to_string(), r#"body_format: expected "json" or "form""#);
+}
+
+/// What a delivery runs (`transform_raw`, the payload read lazily) answers as
+/// `transform` on the parsed event, for every part a template can read into:
+/// the url, headers, a JSON body (whole values, text, missing variables), a form
+/// body, with and without a body template; and under each missing-variable policy.
+#[test]
+fn the_lazy_path_answers_as_the_parsed_one() {
+    let event = Event::new(
+        "t",
+        json!({"s": "quote \" back \\ nl \n é 😀", "n": -1.5e3, "z": null, "dup": 1,
+               "a": [1, {"k": [true, false]}], "o": {"b": 2, "a": 1}, "k\"q": "escaped key"}),
+    )
+    .with_id("evt_1")
+    .with_channel("sms")
+    .with_tenant("ten_1")
+    .with_created_at("2024-01-01T00:00:00Z");
+    let templates = [
+        json!({"url": "https://r.example/@{{payload.s}}/?n=@{{payload.n}}&o=@{{payload.o}}&c=@{{channel}}"}),
+        json!({"headers": {"X-A": "@{{payload.a.1.k.0}} @{{payload.z}} @{{tenant}}", "X-S": "@{{payload.s}}"}}),
+        json!({"body": {
+            "s": "@{{payload.s}}", "all": "@{{payload}}", "o": "@{{payload.o}}", "a1": "@{{payload.a.1}}",
+            "text": "@{{created_at}} @{{payload.k\"q}} @{{payload.n}}", "missing": "@{{payload.nope}}",
+            "deep_missing": "@{{payload.o.b.c}}", "literal": [1, null]
+        }}),
+        json!({"body_format": "form", "body": {"s": "@{{payload.s}}", "o": "@{{payload.o}}", "m": "@{{payload.x}}"}}),
+        json!({"body_format": "form"}),
+        json!({"method": "GET", "url": "https://r.example/?id=@{{id}}"}),
+    ];
+    for template in templates {
+        for policy in ["empty", "drop", "error"] {
+            let mut config = template.clone();
+            config["on_missing"] = json!(policy);
+            let mut request = Request::new("POST", "https://r.example/hook");
+            request.set_json_body(&event.payload);
+            // Panics inside if the two ways differ.
+            let _ = run_both_ways(&event, request, &config);
+        }
+    }
+    // And the payload's own errors: both ways refuse a payload that is not JSON.
+    let raw = RawEvent {
+        payload: "{\"a\":",
+        ..RawEvent::default()
+    };
+    let err = ComposeTemplate::transform_raw(raw, gateway_request(), "{}").unwrap_err();
+    assert!(
+        err.to_string().starts_with("event payload is not JSON: "),
+        "{err}"
+    );
 }
 
 /// The JSON body is written straight to text; it must be the very bytes the body's
@@ -305,4 +373,43 @@ fn the_written_body_stops_on_a_missing_variable_as_the_rendered_one() {
             "{policy}: {written:?}"
         );
     }
+}
+
+/// A whole payload field copied into a JSON body is re-encoded from the payload's
+/// text: whatever spacing, escapes and number spellings the sender used, the body is
+/// the bytes the parsed value gives. A repeated key is the one documented difference.
+#[test]
+fn a_field_copied_from_the_payload_text_is_the_parsed_value_s_bytes() {
+    let payload = r#" { "s" : "\u00e9\/\"\u0041" , "n" : 1.50 , "e": 1e2, "big": 18446744073709551616,
+        "a" : [ 1 , -0 , { "k" : "v" , "z" : null } , [ ] ] , "t" : true , "bad": "\ud800", "dup": {"x": 1, "x": 2} } "#;
+    let raw = RawEvent {
+        payload,
+        ..RawEvent::default()
+    };
+    let config = r#"{"body": {"s": "@{{payload.s}}", "n": "@{{payload.n}}", "e": "@{{payload.e}}",
+        "big": "@{{payload.big}}", "a": "@{{payload.a}}", "t": "@{{payload.t}}", "bad": "@{{payload.bad}}"}}"#;
+    let body = |action: Action| match action {
+        Action::Deliver(request) => String::from_utf8(request.body).unwrap(),
+        Action::Drop(reason) => panic!("dropped: {reason}"),
+    };
+    let lazy = body(ComposeTemplate::transform_raw(raw, gateway_request(), config).unwrap());
+    // The parsed event: the same payload without the field a full parse refuses.
+    let parseable = payload.replace(r#""bad": "\ud800","#, "");
+    let parsed = RawEvent {
+        payload: &parseable,
+        ..raw
+    }
+    .parse()
+    .unwrap();
+    let config_value = plugin_sdk::parse_config(config).unwrap();
+    let full = body(ComposeTemplate::transform(parsed, gateway_request(), &config_value).unwrap());
+    assert_eq!(lazy, full);
+    assert_eq!(
+        lazy,
+        r#"{"s":"é/\"A","n":1.5,"e":100.0,"big":1.8446744073709552e+19,"a":[1,-0.0,{"k":"v","z":null},[]],"t":true,"bad":""}"#
+    );
+    // The difference: a repeated key is copied as the sender wrote it.
+    let dup = r#"{"body": {"d": "@{{payload.dup}}"}}"#;
+    let lazy = body(ComposeTemplate::transform_raw(raw, gateway_request(), dup).unwrap());
+    assert_eq!(lazy, r#"{"d":{"x":1,"x":2}}"#);
 }

@@ -1,0 +1,509 @@
+//! [`RawEvent`] and [`LazyEvent`]: the event as the gateway passes it, for
+//! plugins that read a few payload fields and would rather not parse the whole
+//! payload on every call.
+//!
+//! Why: a plugin runs in a fresh instance per delivery, so whatever it parses it
+//! parses every time. Turning a 1 KB payload into a [`Value`] tree (every string
+//! copied, every object a hash map) was about a third of compose-template's work
+//! per call, though its templates read a handful of fields. [`LazyEvent`] checks
+//! the payload's syntax in one pass that allocates nothing per value, keeps the
+//! top-level fields as slices of the text, and parses a field only when a path
+//! reads it (once: the value is kept for the next path).
+//!
+//! [`Plugin::transform_raw`](crate::Plugin::transform_raw) hands a plugin the
+//! [`RawEvent`]; most plugins never see it (its default parses everything and
+//! calls `transform`).
+
+use std::borrow::Cow;
+use std::cell::OnceCell;
+use std::fmt;
+
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+use crate::event::{lookup_value, resolve_path, Head};
+use crate::{Error, Event};
+
+/// An event exactly as the gateway passed it: the payload is still JSON text.
+///
+/// ```
+/// use plugin_sdk::{Lookup, RawEvent};
+///
+/// let raw = RawEvent { payload: r#"{"status":"read"}"#, ..RawEvent::default() };
+/// assert_eq!(raw.parse()?.payload["status"], "read");
+/// assert_eq!(raw.lazy()?.lookup_text("payload.status").as_deref(), Some("read"));
+/// # Ok::<(), plugin_sdk::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RawEvent<'a> {
+    /// Event id given by the gateway (`evt_...`).
+    pub id: &'a str,
+    /// Event type, e.g. `whatsapp:message:in`.
+    pub event_type: &'a str,
+    /// Tenant the event belongs to (`ten_...`).
+    pub tenant: &'a str,
+    /// Channel the event came from, when the sender named one.
+    pub channel: Option<&'a str>,
+    /// When the gateway accepted the event, RFC 3339 in UTC.
+    pub created_at: &'a str,
+    /// The payload's JSON text (empty text means `null`).
+    pub payload: &'a str,
+}
+
+impl<'a> RawEvent<'a> {
+    /// Parses the payload: the [`Event`] that [`Plugin::transform`](crate::Plugin::transform)
+    /// gets. A payload that is not JSON is an error naming the problem.
+    pub fn parse(&self) -> Result<Event, Error> {
+        Event::from_parts(
+            self.id,
+            self.event_type,
+            self.tenant,
+            self.channel.map(str::to_owned),
+            self.created_at,
+            self.payload,
+        )
+    }
+
+    /// Checks the payload's syntax and indexes its top-level fields without
+    /// parsing them. Rejects what [`RawEvent::parse`] rejects, with the same
+    /// message prefix (`event payload is not JSON: `).
+    pub fn lazy(&self) -> Result<LazyEvent<'a>, Error> {
+        let text = self.payload.trim_start();
+        let payload = if text.is_empty() {
+            Payload::Parsed(Value::Null)
+        } else if text.starts_with('{') {
+            Payload::Object {
+                fields: serde_json::from_str::<Fields<'a>>(self.payload)
+                    .map_err(not_json)?
+                    .0,
+                whole: OnceCell::new(),
+            }
+        } else {
+            Payload::Parsed(serde_json::from_str(self.payload).map_err(not_json)?)
+        };
+        Ok(LazyEvent {
+            raw: *self,
+            payload,
+        })
+    }
+}
+
+/// The error [`Event::from_parts`] gives for a payload that is not JSON.
+fn not_json(e: serde_json::Error) -> Error {
+    Error::new(format!("event payload is not JSON: {e}"))
+}
+
+/// An event whose payload is read where a path asks: [`LazyEvent::lookup_ref`]
+/// answers as [`Event::lookup_ref`] does for the parsed event.
+///
+/// A field's text passed the syntax check but is parsed only when read; text
+/// that passes the check and still fails to parse reads as missing. Two kinds
+/// do: an escaped lone UTF-16 surrogate, and nesting deeper than 128 levels
+/// (the check keeps no stack; a parse stops there). A full parse fails the
+/// whole call for either. The gateway's ingest refuses the second (its depth
+/// limit is below 128) and accepts the first (it keeps payloads as text), so a
+/// field with a lone surrogate fails a plugin that parses everything, and is
+/// missing to one that reads lazily, only if it reads that field.
+///
+/// ```
+/// use plugin_sdk::{Lookup, RawEvent};
+/// use serde_json::json;
+///
+/// let raw = RawEvent {
+///     event_type: "order.paid",
+///     payload: r#"{"items": [{"name": "tea"}], "total": 12}"#,
+///     ..RawEvent::default()
+/// };
+/// let event = raw.lazy()?;
+/// assert_eq!(event.lookup("payload.items.0.name"), Some(json!("tea")));
+/// assert_eq!(event.lookup("type"), Some(json!("order.paid")));
+/// assert_eq!(event.lookup("payload.missing"), None);
+/// # Ok::<(), plugin_sdk::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct LazyEvent<'a> {
+    raw: RawEvent<'a>,
+    payload: Payload<'a>,
+}
+
+/// The payload, indexed or parsed.
+#[derive(Debug)]
+enum Payload<'a> {
+    /// An object: its fields' texts, and the whole value once something asked for it.
+    Object {
+        fields: Vec<Field<'a>>,
+        whole: OnceCell<Option<Value>>,
+    },
+    /// Anything else (rare: the gateway accepts objects), parsed at once.
+    Parsed(Value),
+}
+
+/// One top-level field of an object payload.
+#[derive(Debug)]
+struct Field<'a> {
+    key: Cow<'a, str>,
+    text: &'a RawValue,
+    value: OnceCell<Option<Value>>,
+}
+
+impl Field<'_> {
+    fn value(&self) -> Option<&Value> {
+        self.value
+            .get_or_init(|| serde_json::from_str(self.text.get()).ok())
+            .as_ref()
+    }
+}
+
+impl<'a> LazyEvent<'a> {
+    /// The event's fields as the gateway passed them.
+    pub fn raw(&self) -> &RawEvent<'a> {
+        &self.raw
+    }
+
+    /// The payload part of a lookup: `rest` is the path after `payload.`.
+    fn payload_lookup(&self, rest: Option<&str>) -> Option<&Value> {
+        let (fields, whole) = match &self.payload {
+            Payload::Parsed(value) => return lookup_value(value, rest.unwrap_or_default()),
+            Payload::Object { fields, whole } => (fields, whole),
+        };
+        let rest = match rest {
+            Some(rest) if !rest.is_empty() => rest,
+            // `payload` (and `payload.`, as `lookup_value` reads an empty path): all of it.
+            _ => {
+                return whole
+                    .get_or_init(|| serde_json::from_str(self.raw.payload).ok())
+                    .as_ref()
+            }
+        };
+        let (key, below) = match rest.split_once('.') {
+            Some((key, below)) => (key, below),
+            None => (rest, ""),
+        };
+        // The last of duplicate keys wins, as in a parsed object.
+        let field = fields.iter().rev().find(|f| f.key == key)?;
+        lookup_value(field.value()?, below)
+    }
+}
+
+/// Reads variables by dotted path: what templates need from an event.
+/// [`Event`] and [`LazyEvent`] answer alike; code written against this trait
+/// works with either.
+pub trait Lookup {
+    /// The value at `path`, borrowed where it can be; see [`Event::lookup_ref`]
+    /// for the paths.
+    fn lookup_ref(&self, path: &str) -> Option<Cow<'_, Value>>;
+
+    /// The value at `path`, owned; see [`Event::lookup`].
+    fn lookup(&self, path: &str) -> Option<Value> {
+        self.lookup_ref(path).map(Cow::into_owned)
+    }
+
+    /// The value at `path` as text; see [`Event::lookup_text`].
+    fn lookup_text(&self, path: &str) -> Option<String> {
+        self.lookup_ref(path).map(|v| crate::value_to_text(&v))
+    }
+
+    /// The JSON text of the value at `path` as the event holds it, when the
+    /// reader keeps it as text: a [`LazyEvent`]'s top-level payload fields
+    /// (`payload.status`). `None` otherwise, and always for an [`Event`]: read
+    /// the value with [`Lookup::lookup_ref`] then. The text is as the sender
+    /// wrote it (whitespace, escapes, number spellings, repeated keys), valid
+    /// JSON by the syntax check, but not always parseable (see [`LazyEvent`]).
+    fn lookup_json_text(&self, path: &str) -> Option<&str> {
+        let _ = path;
+        None
+    }
+}
+
+impl Lookup for Event {
+    fn lookup_ref(&self, path: &str) -> Option<Cow<'_, Value>> {
+        Event::lookup_ref(self, path)
+    }
+}
+
+impl Lookup for LazyEvent<'_> {
+    fn lookup_ref(&self, path: &str) -> Option<Cow<'_, Value>> {
+        let head = Head {
+            id: self.raw.id,
+            event_type: self.raw.event_type,
+            tenant: self.raw.tenant,
+            channel: self.raw.channel,
+            created_at: self.raw.created_at,
+        };
+        resolve_path(path, head, |rest| {
+            self.payload_lookup(rest).map(Cow::Borrowed)
+        })
+    }
+
+    fn lookup_json_text(&self, path: &str) -> Option<&str> {
+        let Payload::Object { fields, .. } = &self.payload else {
+            return None;
+        };
+        let key = path.trim().strip_prefix("payload.")?;
+        if key.is_empty() || key.contains('.') {
+            return None;
+        }
+        let field = fields.iter().rev().find(|f| f.key == key)?;
+        Some(field.text.get())
+    }
+}
+
+/// An object's fields as (key, text) pairs, in order: what [`RawEvent::lazy`]
+/// reads the payload into.
+struct Fields<'a>(Vec<Field<'a>>);
+
+impl<'de> Deserialize<'de> for Fields<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(FieldsVisitor)
+    }
+}
+
+struct FieldsVisitor;
+
+impl<'de> Visitor<'de> for FieldsVisitor {
+    type Value = Fields<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(16));
+        while let Some(ObjectKey(key)) = map.next_key()? {
+            fields.push(Field {
+                key,
+                text: map.next_value()?,
+                value: OnceCell::new(),
+            });
+        }
+        Ok(Fields(fields))
+    }
+}
+
+/// A JSON object key read with serde, borrowed from the text unless it has
+/// escapes: for plugins that read JSON text with their own visitors.
+///
+/// ```
+/// use plugin_sdk::raw_event::ObjectKey;
+/// use std::borrow::Cow;
+///
+/// let ObjectKey(plain) = serde_json::from_str(r#""status""#).unwrap();
+/// assert!(matches!(plain, Cow::Borrowed("status")));
+/// let ObjectKey(escaped) = serde_json::from_str(r#""st\u0061tus""#).unwrap();
+/// assert_eq!(escaped, "status");
+/// ```
+pub struct ObjectKey<'a>(pub Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for ObjectKey<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+struct KeyVisitor;
+
+impl<'de> Visitor<'de> for KeyVisitor {
+    type Value = ObjectKey<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_borrowed_str<E>(self, key: &'de str) -> Result<Self::Value, E> {
+        Ok(ObjectKey(Cow::Borrowed(key)))
+    }
+
+    fn visit_str<E>(self, key: &str) -> Result<Self::Value, E> {
+        Ok(ObjectKey(Cow::Owned(key.to_owned())))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn raw(payload: &str) -> RawEvent<'_> {
+        RawEvent {
+            id: "evt_1",
+            event_type: "whatsapp:message:in",
+            tenant: "ten_1",
+            channel: Some("whatsapp"),
+            created_at: "2024-05-01T10:00:00Z",
+            payload,
+        }
+    }
+
+    /// Payloads with what a lazy reader could get wrong: escaped and duplicate
+    /// keys, nesting, arrays, escapes in values, numbers, `null`, whitespace.
+    const PAYLOADS: &[&str] = &[
+        r#"{"id":"m1","status":"read","n":1.50,"big":12345678901234567890,"e":1e2,"z":null,"t":true}"#,
+        r#" { "a" : { "b" : [ 1 , { "c" : "d" } ] } , "s" : "x\ny\u00e9\"q" } "#,
+        r#"{"k\u0065y":"escaped key","key":"later wins? no: escaped one is first"}"#,
+        r#"{"dup":1,"other":2,"dup":{"x":3}}"#,
+        r#"{"":"empty key","a.b":"dotted key","0":"zero"}"#,
+        r#"{"items":[{"sku":"A","qty":1},{"sku":"B","qty":2}],"note":"éé"}"#,
+        r#"{}"#,
+        r#"[1,{"a":2}]"#,
+        r#""just a string""#,
+        "12",
+        "null",
+        "",
+        "   ",
+    ];
+
+    const PATHS: &[&str] = &[
+        "payload",
+        "payload.",
+        "payload.id",
+        " payload.status ",
+        "payload.n",
+        "payload.big",
+        "payload.e",
+        "payload.z",
+        "payload.t",
+        "payload.a",
+        "payload.a.b",
+        "payload.a.b.1.c",
+        "payload.a.b.2",
+        "payload.a.x",
+        "payload.s",
+        "payload.key",
+        "payload.dup",
+        "payload.dup.x",
+        "payload.other",
+        "payload.a.b.0.x",
+        "payload.0",
+        "payload.1.a",
+        "payload.items.1.sku",
+        "payload.note",
+        "payload.missing",
+        "payload.id.deeper",
+        "id",
+        "type",
+        "event",
+        "tenant",
+        "channel",
+        "created_at",
+        "id.x",
+        "nope",
+    ];
+
+    #[test]
+    fn lazy_lookups_agree_with_the_parsed_event() {
+        for payload in PAYLOADS {
+            let raw = raw(payload);
+            let parsed = raw.parse().unwrap();
+            let lazy = raw.lazy().unwrap();
+            for path in PATHS {
+                // Twice: the second read comes from the kept value.
+                for _ in 0..2 {
+                    assert_eq!(
+                        Lookup::lookup_ref(&lazy, path),
+                        parsed.lookup_ref(path),
+                        "payload {payload:?}, path {path:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_trait_answers_as_the_inherent_methods() {
+        let raw = raw(PAYLOADS[1]);
+        let parsed = raw.parse().unwrap();
+        let lazy = raw.lazy().unwrap();
+        for path in PATHS {
+            assert_eq!(Lookup::lookup(&lazy, path), parsed.lookup(path), "{path}");
+            assert_eq!(
+                Lookup::lookup_text(&lazy, path),
+                parsed.lookup_text(path),
+                "{path}"
+            );
+            assert_eq!(
+                Lookup::lookup_ref(&parsed, path),
+                parsed.lookup_ref(path),
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn top_level_fields_are_offered_as_their_text() {
+        let payload =
+            r#"{ "a" : [ 1 , 2 ] , "s":"x\ny", "dup": 1, "dup": {"k": 2}, "o": {"b": 3} }"#;
+        let lazy = raw(payload).lazy().unwrap();
+        assert_eq!(lazy.lookup_json_text("payload.a"), Some("[ 1 , 2 ]"));
+        assert_eq!(lazy.lookup_json_text(" payload.s "), Some(r#""x\ny""#));
+        assert_eq!(lazy.lookup_json_text("payload.dup"), Some(r#"{"k": 2}"#));
+        // Only top-level payload fields: deeper, whole or other paths are read as values.
+        for path in [
+            "payload.o.b",
+            "payload",
+            "payload.",
+            "payload.nope",
+            "id",
+            "type",
+        ] {
+            assert_eq!(lazy.lookup_json_text(path), None, "{path}");
+        }
+        assert_eq!(
+            raw(payload).parse().unwrap().lookup_json_text("payload.a"),
+            None
+        );
+        assert_eq!(
+            raw("[1]").lazy().unwrap().lookup_json_text("payload.0"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_payload_read_lazily_is_borrowed_not_copied() {
+        let raw = raw(PAYLOADS[5]);
+        let lazy = raw.lazy().unwrap();
+        assert!(matches!(
+            Lookup::lookup_ref(&lazy, "payload.items"),
+            Some(Cow::Borrowed(Value::Array(items))) if items.len() == 2
+        ));
+    }
+
+    #[test]
+    fn what_a_full_parse_rejects_the_lazy_check_rejects() {
+        let bad = [
+            "{",
+            r#"{"a":1,}"#,
+            r#"{"a":[1,2}"#,
+            r#"{"a":tru}"#,
+            r#"{"a":"\q"}"#,
+            r#"{"a":01}"#,
+            "{\"a\":\"ctrl\u{1}char\"}",
+            r#"{"a":1} x"#,
+            r#"{"a":1}{"b":2}"#,
+            r#"{a:1}"#,
+            "[1,",
+            "nul",
+        ];
+        for payload in bad {
+            let full = raw(payload).parse().unwrap_err().to_string();
+            let lazy = raw(payload).lazy().unwrap_err().to_string();
+            assert!(full.starts_with("event payload is not JSON: "), "{full}");
+            assert!(lazy.starts_with("event payload is not JSON: "), "{lazy}");
+        }
+    }
+
+    #[test]
+    fn a_field_that_passes_the_check_but_not_a_parse_reads_as_missing() {
+        // A lone surrogate escape, and nesting past serde_json's 128 levels: the syntax
+        // check skips over both (it keeps no stack), a parse refuses them.
+        let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+        for bad in [r#""\ud800""#, deep.as_str()] {
+            let payload = format!(r#"{{"bad":{bad},"good":1}}"#);
+            assert!(raw(&payload).parse().is_err());
+            let lazy = raw(&payload).lazy().unwrap();
+            assert_eq!(Lookup::lookup(&lazy, "payload.bad"), None);
+            assert_eq!(Lookup::lookup(&lazy, "payload"), None);
+            assert_eq!(Lookup::lookup(&lazy, "payload.good"), Some(1.into()));
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! Reading a [`Config`] straight from its JSON text, what a delivery does.
+//!
+//! Why: the plugin runs in a fresh instance per delivery, so it parses its
+//! config every time. [`Config::parse`] reads a [`Value`] tree: every object a
+//! hash map whose keys are copied, and then copied again into the template.
+//! For the body, the bulk of a config, that was most of the config's cost.
+//! Here the body template is built while the text is read, and the small
+//! top-level fields go through the very checks [`Config::parse`] uses.
+//!
+//! Correctness by construction: this path takes only what it can read exactly
+//! as [`Config::parse`] would, and hands everything else to it (a bad config, a
+//! duplicate key, a body object with more than [`MAX_FAST_KEYS`] keys, an
+//! unknown field), so both give the same config or the same error message
+//! (tested on a corpus of good and bad configs).
+
+use std::fmt;
+
+use plugin_sdk::raw_event::ObjectKey;
+use plugin_sdk::{parse_config, Error, Value};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+
+use crate::config::{
+    parse_body_format, parse_headers, parse_method, parse_on_missing, parse_url, BodyTemplate,
+    Config,
+};
+use crate::template::Template;
+
+/// Most keys of one body object read here: duplicates are looked for by
+/// comparing each key with those before it, so larger objects go to
+/// [`Config::parse`] (whose map finds them by hashing).
+pub const MAX_FAST_KEYS: usize = 32;
+
+impl Config {
+    /// Parses a config's JSON text: the same result as `Config::parse` on the
+    /// parsed text, in less work when the text is a well-formed config.
+    pub fn from_text(text: &str) -> Result<Self, Error> {
+        match read(text) {
+            Ok(config) => Ok(config),
+            Err(_) => Self::parse(&parse_config(text)?),
+        }
+    }
+}
+
+/// Why the direct reading gave up; the caller goes the long way for the answer.
+#[derive(Debug)]
+pub struct GiveUp;
+
+impl fmt::Display for GiveUp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("not read directly")
+    }
+}
+
+impl std::error::Error for GiveUp {}
+
+impl de::Error for GiveUp {
+    fn custom<T: fmt::Display>(_: T) -> Self {
+        GiveUp
+    }
+}
+
+/// Reads a config straight from its text, or gives up.
+pub fn read(text: &str) -> Result<Config, GiveUp> {
+    if text.trim().is_empty() {
+        return Ok(Config::default());
+    }
+    let mut reader = serde_json::Deserializer::from_str(text);
+    let fields = (&mut reader)
+        .deserialize_map(FieldsVisitor)
+        .map_err(|_| GiveUp)?;
+    reader.end().map_err(|_| GiveUp)?;
+    // The checks `Config::parse` makes; any error is left to it to word.
+    let checked = || -> Result<Config, Error> {
+        Ok(Config {
+            url: parse_url(fields.url.as_ref())?,
+            method: parse_method(fields.method.as_ref())?,
+            headers: parse_headers(fields.headers.as_ref())?,
+            body_format: parse_body_format(fields.body_format.as_ref())?,
+            body: None,
+            on_missing: parse_on_missing(fields.on_missing.as_ref())?,
+        })
+    };
+    let config = checked().map_err(|_| GiveUp)?;
+    Ok(Config {
+        body: fields.body.flatten(),
+        ..config
+    })
+}
+
+/// The config's top-level fields: the small ones as values, the body as a template.
+#[derive(Default)]
+struct Fields {
+    url: Option<Value>,
+    method: Option<Value>,
+    headers: Option<Value>,
+    body_format: Option<Value>,
+    /// `Some(None)`: the body was `null`.
+    body: Option<Option<BodyTemplate>>,
+    on_missing: Option<Value>,
+}
+
+struct FieldsVisitor;
+
+impl<'de> Visitor<'de> for FieldsVisitor {
+    type Value = Fields;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a config object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields, A::Error> {
+        let mut fields = Fields::default();
+        while let Some(key) = map.next_key::<ObjectKey<'de>>()? {
+            let slot_taken = match key.0.as_ref() {
+                "url" => fields.url.replace(map.next_value()?).is_some(),
+                "method" => fields.method.replace(map.next_value()?).is_some(),
+                "headers" => fields.headers.replace(map.next_value()?).is_some(),
+                "body_format" => fields.body_format.replace(map.next_value()?).is_some(),
+                "on_missing" => fields.on_missing.replace(map.next_value()?).is_some(),
+                "body" => fields.body.replace(map.next_value_seed(Body)?).is_some(),
+                // An unknown field: `Config::parse` words the error.
+                _ => return Err(de::Error::custom(GiveUp)),
+            };
+            if slot_taken {
+                return Err(de::Error::custom(GiveUp));
+            }
+        }
+        Ok(fields)
+    }
+}
+
+/// The config's `body`: `null` or an object template; anything else gives up.
+struct Body;
+
+impl<'de> DeserializeSeed<'de> for Body {
+    type Value = Option<BodyTemplate>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Body {
+    type Value = Option<BodyTemplate>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a body object or null")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        Node.visit_map(map).map(Some)
+    }
+}
+
+/// One node of a body template, as `config::body_template` builds it.
+#[derive(Clone, Copy)]
+struct Node;
+
+impl<'de> DeserializeSeed<'de> for Node {
+    type Value = BodyTemplate;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Node {
+    type Value = BodyTemplate;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a body template value")
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<BodyTemplate, E> {
+        // A bad template: `Config::parse` names its field.
+        Template::parse(text)
+            .map(BodyTemplate::Text)
+            .map_err(|_| E::custom(GiveUp))
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<BodyTemplate, E> {
+        Ok(BodyTemplate::Literal(Value::Bool(v)))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<BodyTemplate, E> {
+        Ok(BodyTemplate::Literal(Value::from(v)))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<BodyTemplate, E> {
+        Ok(BodyTemplate::Literal(Value::from(v)))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<BodyTemplate, E> {
+        Ok(BodyTemplate::Literal(Value::from(v)))
+    }
+
+    fn visit_unit<E>(self) -> Result<BodyTemplate, E> {
+        Ok(BodyTemplate::Literal(Value::Null))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<BodyTemplate, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(item) = seq.next_element_seed(Node)? {
+            items.push(item);
+        }
+        Ok(BodyTemplate::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<BodyTemplate, A::Error> {
+        let mut fields: Vec<(String, BodyTemplate)> = Vec::new();
+        while let Some(ObjectKey(key)) = map.next_key()? {
+            // A duplicate keeps the first one's place and the last one's value in a
+            // parsed object; left to `Config::parse`, as is an object too big to scan.
+            if fields.len() == MAX_FAST_KEYS || fields.iter().any(|(k, _)| *k == key) {
+                return Err(de::Error::custom(GiveUp));
+            }
+            fields.push((key.into_owned(), map.next_value_seed(Node)?));
+        }
+        Ok(BodyTemplate::Object(fields))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// The long way: what `Config::from_text` must answer.
+    fn parsed(text: &str) -> Result<Config, Error> {
+        Config::parse(&parse_config(text)?)
+    }
+
+    /// Configs the direct reading takes: it must build exactly what `Config::parse` builds.
+    const READ_DIRECTLY: &[&str] = &[
+        "",
+        "  ",
+        "{}",
+        r#"{"url": "https://r.example/ack?id=@{{payload.id}}", "method": "post",
+            "headers": {"Authorization": "Bearer t", "X-Status": "@{{payload.status}}"},
+            "body": {"id": "@{{payload.id}}", "items": "@{{payload.items}}", "n": [1, -2, 2.5, 1e3, true, null, "x @{{type}}"],
+                     "deep": {"a": [{"b": {"c": "@{{payload.a.0}}"}}], "k\"q": "escaped key", "e\u0301": "\u00e9"}},
+            "body_format": "json", "on_missing": "drop"}"#,
+        r#"{"body_format": "form", "body": {"a": "@{{payload.a}}", "b": 18446744073709551615, "c": -9223372036854775808}}"#,
+        r#"{"body": null, "url": null, "method": null, "headers": null, "body_format": null, "on_missing": null}"#,
+        r#"{"body": {"same key in": {"x": 1}, "other objects": {"x": 2}}}"#,
+        r#"{"body": {"empty": {}, "none": [], "s": ""}}"#,
+        // The small fields are read as values: a duplicate there is a parsed map's.
+        r#"{"headers": {"X-A": "1", "X-A": "2"}}"#,
+    ];
+
+    /// Configs the direct reading must hand to `Config::parse`: bad ones, and good
+    /// ones it does not read exactly.
+    const GIVEN_UP: &[&str] = &[
+        "null",
+        "[]",
+        "3",
+        "{",
+        r#"{"url": "https://r.example/"} x"#,
+        r#"{"bodyformat": "json"}"#,
+        r#"{"method": "PATCH"}"#,
+        r#"{"method": "GET", "method": "POST"}"#,
+        r#"{"url": 3}"#,
+        r#"{"url": "ftp://x/"}"#,
+        r#"{"url": "https://@{{payload.host}}/x"}"#,
+        r#"{"headers": {"bad name": "v"}}"#,
+        r#"{"headers": {"X-A": 1}}"#,
+        r#"{"body_format": "xml"}"#,
+        r#"{"on_missing": "skip"}"#,
+        r#"{"body": "x"}"#,
+        r#"{"body": [1]}"#,
+        r#"{"body": {"a": [{"b": "@{{nope.x}}"}]}}"#,
+        r#"{"body": {"a": "@{{payload.x"}}"#,
+        r#"{"body": {"a": 1, "b": 2, "a": 3}}"#,
+        r#"{"body": {"x": {"a": 1, "a": {"b": 2}}}}"#,
+        r#"{"body": {}, "body": {"a": 1}}"#,
+    ];
+
+    #[test]
+    fn what_is_read_directly_is_what_config_parse_builds() {
+        for text in READ_DIRECTLY {
+            let direct = read(text).unwrap_or_else(|_| panic!("gave up on {text}"));
+            assert_eq!(Ok(direct), parsed(text), "{text}");
+        }
+    }
+
+    #[test]
+    fn what_is_given_up_gets_config_parse_s_answer() {
+        for text in GIVEN_UP {
+            assert!(read(text).is_err(), "read directly: {text}");
+            assert_eq!(Config::from_text(text), parsed(text), "{text}");
+        }
+        // The two duplicate kinds are good configs: given up, still read right.
+        let dup = Config::from_text(r#"{"body": {"a": 1, "b": 2, "a": 3}}"#).unwrap();
+        let Some(BodyTemplate::Object(fields)) = dup.body else {
+            panic!("no body")
+        };
+        assert_eq!(fields[0], ("a".to_owned(), BodyTemplate::Literal(3.into())));
+    }
+
+    #[test]
+    fn a_body_object_with_more_keys_than_scanned_goes_the_long_way() {
+        let object = |n: usize| {
+            let keys: Vec<String> = (0..n)
+                .map(|i| format!(r#""k{i}": "@{{{{id}}}} {i}""#))
+                .collect();
+            format!(r#"{{"body": {{{}}}}}"#, keys.join(","))
+        };
+        let at_cap = object(MAX_FAST_KEYS);
+        assert_eq!(Ok(read(&at_cap).unwrap()), parsed(&at_cap));
+        let past_cap = object(MAX_FAST_KEYS + 1);
+        assert!(read(&past_cap).is_err());
+        assert_eq!(Config::from_text(&past_cap), parsed(&past_cap));
+        assert!(Config::from_text(&past_cap).is_ok());
+    }
+}
