@@ -319,6 +319,12 @@ pub fn lookup_value<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
     if path.is_empty() {
         return Some(value);
     }
+    follow_segments(value, path)
+}
+
+/// [`lookup_value`] without its reading of an empty path as "this value": every
+/// segment, empty ones included, is a step (`a.` is key `a`, then key `""`).
+pub(crate) fn follow_segments<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
     path.split('.')
         .try_fold(value, |current, segment| match current {
             Value::Object(map) => map.get(segment),

@@ -22,7 +22,9 @@ use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use crate::event::{lookup_value, resolve_path, Head};
+use std::collections::HashMap;
+
+use crate::event::{follow_segments, lookup_value, resolve_path, Head};
 use crate::{Error, Event};
 
 /// An event exactly as the gateway passed it: the payload is still JSON text.
@@ -66,17 +68,17 @@ impl<'a> RawEvent<'a> {
     }
 
     /// Checks the payload's syntax and indexes its top-level fields without
-    /// parsing them. Rejects what [`RawEvent::parse`] rejects, with the same
-    /// message prefix (`event payload is not JSON: `).
+    /// parsing them. Malformed JSON is refused as [`RawEvent::parse`] refuses
+    /// it, with the same message prefix (`event payload is not JSON: `; the
+    /// rest may be worded differently); what the syntax check lets through and a
+    /// parse does not is listed at [`LazyEvent`].
     pub fn lazy(&self) -> Result<LazyEvent<'a>, Error> {
         let text = self.payload.trim_start();
         let payload = if text.is_empty() {
             Payload::Parsed(Value::Null)
         } else if text.starts_with('{') {
             Payload::Object {
-                fields: serde_json::from_str::<Fields<'a>>(self.payload)
-                    .map_err(not_json)?
-                    .0,
+                fields: serde_json::from_str::<Fields<'a>>(self.payload).map_err(not_json)?,
                 whole: OnceCell::new(),
             }
         } else {
@@ -98,13 +100,11 @@ fn not_json(e: serde_json::Error) -> Error {
 /// answers as [`Event::lookup_ref`] does for the parsed event.
 ///
 /// A field's text passed the syntax check but is parsed only when read; text
-/// that passes the check and still fails to parse reads as missing. Two kinds
-/// do: an escaped lone UTF-16 surrogate, and nesting deeper than 128 levels
-/// (the check keeps no stack; a parse stops there). A full parse fails the
-/// whole call for either. The gateway's ingest refuses the second (its depth
-/// limit is below 128) and accepts the first (it keeps payloads as text), so a
-/// field with a lone surrogate fails a plugin that parses everything, and is
-/// missing to one that reads lazily, only if it reads that field.
+/// that passes the check and still fails to parse reads as missing. Three kinds
+/// do: an escaped lone UTF-16 surrogate, a number out of range (`1e400`), and
+/// nesting deeper than 128 levels (the check keeps no stack; a parse stops
+/// there). A full parse fails the whole call for any of them. The gateway's
+/// ingest refuses all three, so a plugin it calls never sees them.
 ///
 /// ```
 /// use plugin_sdk::{Lookup, RawEvent};
@@ -132,7 +132,7 @@ pub struct LazyEvent<'a> {
 enum Payload<'a> {
     /// An object: its fields' texts, and the whole value once something asked for it.
     Object {
-        fields: Vec<Field<'a>>,
+        fields: Fields<'a>,
         whole: OnceCell<Option<Value>>,
     },
     /// Anything else (rare: the gateway accepts objects), parsed at once.
@@ -177,12 +177,15 @@ impl<'a> LazyEvent<'a> {
             }
         };
         let (key, below) = match rest.split_once('.') {
-            Some((key, below)) => (key, below),
-            None => (rest, ""),
+            Some((key, below)) => (key, Some(below)),
+            None => (rest, None),
         };
-        // The last of duplicate keys wins, as in a parsed object.
-        let field = fields.iter().rev().find(|f| f.key == key)?;
-        lookup_value(field.value()?, below)
+        let value = fields.get(key)?.value()?;
+        match below {
+            None => Some(value),
+            // `payload.a.` is key `a`, then key `""`, as in a parsed payload.
+            Some(below) => follow_segments(value, below),
+        }
     }
 }
 
@@ -205,11 +208,14 @@ pub trait Lookup {
     }
 
     /// The JSON text of the value at `path` as the event holds it, when the
-    /// reader keeps it as text: a [`LazyEvent`]'s top-level payload fields
-    /// (`payload.status`). `None` otherwise, and always for an [`Event`]: read
-    /// the value with [`Lookup::lookup_ref`] then. The text is as the sender
-    /// wrote it (whitespace, escapes, number spellings, repeated keys), valid
-    /// JSON by the syntax check, but not always parseable (see [`LazyEvent`]).
+    /// reader keeps the payload as text: a [`LazyEvent`]'s payload paths
+    /// (`payload`, `payload.status`, `payload.items.0`), where `lookup_ref`
+    /// finds a value. `None` for the other names, for a payload that is not an
+    /// object, and always for an [`Event`]: read the value with
+    /// [`Lookup::lookup_ref`] then. The text is as the sender wrote it
+    /// (whitespace, escapes, number spellings, repeated keys): valid JSON by the
+    /// syntax check, and for the kinds listed at [`LazyEvent`] text where
+    /// `lookup_ref` finds nothing.
     fn lookup_json_text(&self, path: &str) -> Option<&str> {
         let _ = path;
         None
@@ -237,21 +243,88 @@ impl Lookup for LazyEvent<'_> {
     }
 
     fn lookup_json_text(&self, path: &str) -> Option<&str> {
-        let Payload::Object { fields, .. } = &self.payload else {
+        let Payload::Object { .. } = &self.payload else {
             return None;
         };
-        let key = path.trim().strip_prefix("payload.")?;
-        if key.is_empty() || key.contains('.') {
-            return None;
+        let rest = match path.trim().strip_prefix("payload")? {
+            "" => return Some(self.raw.payload.trim()),
+            rest => rest.strip_prefix('.')?,
+        };
+        // `payload.` is all of it, as `lookup_ref` reads it.
+        if rest.is_empty() {
+            return Some(self.raw.payload.trim());
         }
-        let field = fields.iter().rev().find(|f| f.key == key)?;
-        Some(field.text.get())
+        payload_text(&self.payload, rest)
+    }
+}
+
+/// The text of the value at `path` (below `payload.`) in an object payload: the
+/// top-level field from the index, each step below it read from its parent's
+/// text (one pass over the parent, nothing parsed into values).
+fn payload_text<'a>(payload: &Payload<'a>, path: &str) -> Option<&'a str> {
+    let Payload::Object { fields, .. } = payload else {
+        return None;
+    };
+    let mut segments = path.split('.');
+    let mut text = fields.get(segments.next()?)?.text.get();
+    for segment in segments {
+        text = child_text(text, segment)?;
+    }
+    Some(text)
+}
+
+/// The text of `segment` in the JSON `text` of an object (a key; the last of
+/// repeated keys, as in a parsed object) or an array (an index), as
+/// [`lookup_value`] steps into a parsed value. `None` for anything else.
+fn child_text<'a>(text: &'a str, segment: &str) -> Option<&'a str> {
+    match text.as_bytes().first()? {
+        b'{' => {
+            let fields = serde_json::from_str::<Fields<'a>>(text).ok()?;
+            fields.get(segment).map(|field| field.text.get())
+        }
+        b'[' => {
+            let at = segment.parse::<usize>().ok()?;
+            let items = serde_json::from_str::<Vec<&'a RawValue>>(text).ok()?;
+            items.get(at).map(|item| item.get())
+        }
+        _ => None,
     }
 }
 
 /// An object's fields as (key, text) pairs, in order: what [`RawEvent::lazy`]
-/// reads the payload into.
-struct Fields<'a>(Vec<Field<'a>>);
+/// reads the payload into. A few fields are searched one by one; past
+/// [`HASHED_FROM`] a hash index is built, so a payload with many keys read by
+/// many variables costs one hash per read, not a scan.
+#[derive(Debug)]
+struct Fields<'a> {
+    list: Vec<Field<'a>>,
+    /// Key → position of its last occurrence, for long lists.
+    index: Option<HashMap<Cow<'a, str>, usize>>,
+}
+
+/// Field count from which [`Fields`] keeps a hash index.
+const HASHED_FROM: usize = 32;
+
+impl<'a> Fields<'a> {
+    fn new(list: Vec<Field<'a>>) -> Self {
+        let index = (list.len() >= HASHED_FROM).then(|| {
+            // Later duplicates overwrite earlier ones: the last wins, as in a parsed object.
+            list.iter()
+                .enumerate()
+                .map(|(at, field)| (field.key.clone(), at))
+                .collect()
+        });
+        Self { list, index }
+    }
+
+    /// The field named `key`; of duplicates, the last, as in a parsed object.
+    fn get(&self, key: &str) -> Option<&Field<'a>> {
+        match &self.index {
+            Some(index) => index.get(key).map(|&at| &self.list[at]),
+            None => self.list.iter().rev().find(|f| f.key == key),
+        }
+    }
+}
 
 impl<'de> Deserialize<'de> for Fields<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -277,7 +350,7 @@ impl<'de> Visitor<'de> for FieldsVisitor {
                 value: OnceCell::new(),
             });
         }
-        Ok(Fields(fields))
+        Ok(Fields::new(fields))
     }
 }
 
@@ -345,6 +418,7 @@ mod tests {
         r#"{"":"empty key","a.b":"dotted key","0":"zero"}"#,
         r#"{"items":[{"sku":"A","qty":1},{"sku":"B","qty":2}],"note":"éé"}"#,
         r#"{}"#,
+        r#"{"a":{"":5},"":{"":6},"s":"x"}"#,
         r#"[1,{"a":2}]"#,
         r#""just a string""#,
         "12",
@@ -380,6 +454,11 @@ mod tests {
         "payload.note",
         "payload.missing",
         "payload.id.deeper",
+        "payload.a.",
+        "payload..",
+        "payload.s.",
+        "payload.dup.",
+        "payload.a.b.",
         "id",
         "type",
         "event",
@@ -390,13 +469,38 @@ mod tests {
         "nope",
     ];
 
+    /// A payload with more fields than are searched one by one (hash-indexed),
+    /// with repeated keys.
+    fn many_fields() -> String {
+        let mut fields: Vec<String> = (0..2 * HASHED_FROM)
+            .map(|i| format!(r#""k{i}":{{"v":{i}}}"#))
+            .collect();
+        fields.push(r#""k3":"last k3""#.into());
+        fields.insert(0, r#""dup":"first""#.into());
+        fields.push(r#""dup":{"x":"last"}"#.into());
+        format!("{{{}}}", fields.join(","))
+    }
+
+    /// [`PATHS`], and paths into [`many_fields`].
+    fn all_paths() -> Vec<String> {
+        let many = (0..2 * HASHED_FROM + 1).map(|i| format!("payload.k{i}.v"));
+        PATHS
+            .iter()
+            .map(|path| path.to_string())
+            .chain(many)
+            .chain(["payload.k3".into(), "payload.dup.x".into()])
+            .collect()
+    }
+
     #[test]
     fn lazy_lookups_agree_with_the_parsed_event() {
-        for payload in PAYLOADS {
+        let many = many_fields();
+        let paths = all_paths();
+        for payload in PAYLOADS.iter().copied().chain([many.as_str()]) {
             let raw = raw(payload);
             let parsed = raw.parse().unwrap();
             let lazy = raw.lazy().unwrap();
-            for path in PATHS {
+            for path in &paths {
                 // Twice: the second read comes from the kept value.
                 for _ in 0..2 {
                     assert_eq!(
@@ -421,41 +525,63 @@ mod tests {
                 parsed.lookup_text(path),
                 "{path}"
             );
-            assert_eq!(
-                Lookup::lookup_ref(&parsed, path),
-                parsed.lookup_ref(path),
-                "{path}"
-            );
+        }
+    }
+
+    /// `lookup_json_text` finds what `lookup_ref` finds: the text parses to the
+    /// very value, on every payload and path of the corpus.
+    #[test]
+    fn payload_text_is_the_text_of_the_value_a_lookup_finds() {
+        let many = many_fields();
+        let paths = all_paths();
+        for payload in PAYLOADS.iter().copied().chain([many.as_str()]) {
+            let raw = raw(payload);
+            let parsed = raw.parse().unwrap();
+            let lazy = raw.lazy().unwrap();
+            let object = payload.trim_start().starts_with('{');
+            for path in &paths {
+                let text = lazy.lookup_json_text(path);
+                let from_text = text.map(|t| serde_json::from_str::<Value>(t).unwrap());
+                let found = parsed.lookup_ref(path).map(Cow::into_owned);
+                if object && path.trim().starts_with("payload") {
+                    assert_eq!(from_text, found, "payload {payload:?}, path {path:?}");
+                } else {
+                    assert_eq!(text, None, "payload {payload:?}, path {path:?}");
+                }
+                assert_eq!(parsed.lookup_json_text(path), None);
+            }
         }
     }
 
     #[test]
-    fn top_level_fields_are_offered_as_their_text() {
-        let payload =
-            r#"{ "a" : [ 1 , 2 ] , "s":"x\ny", "dup": 1, "dup": {"k": 2}, "o": {"b": 3} }"#;
+    fn payload_text_is_as_the_sender_wrote_it() {
+        let payload = r#" { "a" : [ 1 , 2.50 ] , "s":"x\ny", "dup": 1, "dup": {"k": 2}, "o": {"b": [3, {"c": 1e2}]} } "#;
         let lazy = raw(payload).lazy().unwrap();
-        assert_eq!(lazy.lookup_json_text("payload.a"), Some("[ 1 , 2 ]"));
+        assert_eq!(lazy.lookup_json_text("payload.a"), Some("[ 1 , 2.50 ]"));
+        assert_eq!(lazy.lookup_json_text("payload.a.1"), Some("2.50"));
         assert_eq!(lazy.lookup_json_text(" payload.s "), Some(r#""x\ny""#));
         assert_eq!(lazy.lookup_json_text("payload.dup"), Some(r#"{"k": 2}"#));
-        // Only top-level payload fields: deeper, whole or other paths are read as values.
+        assert_eq!(lazy.lookup_json_text("payload.o.b.1.c"), Some("1e2"));
+        assert_eq!(lazy.lookup_json_text("payload"), Some(payload.trim()));
+        assert_eq!(lazy.lookup_json_text("payload."), Some(payload.trim()));
         for path in [
-            "payload.o.b",
-            "payload",
-            "payload.",
-            "payload.nope",
+            "payload.o.x",
+            "payload.a.2",
+            "payload.a.x",
+            "payloadx",
             "id",
             "type",
         ] {
             assert_eq!(lazy.lookup_json_text(path), None, "{path}");
         }
         assert_eq!(
-            raw(payload).parse().unwrap().lookup_json_text("payload.a"),
-            None
-        );
-        assert_eq!(
             raw("[1]").lazy().unwrap().lookup_json_text("payload.0"),
             None
         );
+        // Text a parse refuses is still offered as text.
+        let lazy = raw(r#"{"bad":"\ud800"}"#).lazy().unwrap();
+        assert_eq!(Lookup::lookup(&lazy, "payload.bad"), None);
+        assert_eq!(lazy.lookup_json_text("payload.bad"), Some(r#""\ud800""#));
     }
 
     #[test]
@@ -494,10 +620,11 @@ mod tests {
 
     #[test]
     fn a_field_that_passes_the_check_but_not_a_parse_reads_as_missing() {
-        // A lone surrogate escape, and nesting past serde_json's 128 levels: the syntax
-        // check skips over both (it keeps no stack), a parse refuses them.
+        // A lone surrogate escape, numbers out of range, and nesting past serde_json's
+        // 128 levels: the syntax check skips over them, a parse refuses them.
         let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
-        for bad in [r#""\ud800""#, deep.as_str()] {
+        let long = "9".repeat(400);
+        for bad in [r#""\ud800""#, "1e400", &long, deep.as_str()] {
             let payload = format!(r#"{{"bad":{bad},"good":1}}"#);
             assert!(raw(&payload).parse().is_err());
             let lazy = raw(&payload).lazy().unwrap();

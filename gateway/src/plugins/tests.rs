@@ -474,10 +474,11 @@ fn builtins_run_on_the_deepest_payload_ingest_accepts() {
     let levels = crate::api::json::MAX_DEPTH - 2;
     let mut payload = String::from("\"bottom\"");
     for i in 0..levels {
-        payload = if i % 2 == 0 {
-            format!("{{\"a\":{payload}}}")
-        } else {
+        // The outermost level an object, as ingest requires of a payload.
+        payload = if i % 2 == levels % 2 {
             format!("[{payload}]")
+        } else {
+            format!("{{\"a\":{payload}}}")
         };
     }
     let mut deep_body = String::from("\"@{{payload}}\"");
@@ -485,12 +486,16 @@ fn builtins_run_on_the_deepest_payload_ingest_accepts() {
         deep_body = format!("{{\"b\":{deep_body}}}");
     }
     let deep_config = format!(r#"{{"body": {deep_body}}}"#);
+    // The same depth, its bottom a payload field copied whole: compose-template copies that
+    // from the payload's text (a loop, not a recursion), not from a parsed value.
+    let deep_field_config = deep_config.replace("@{{payload}}", "@{{payload.a}}");
     // chatbot-webhook: the deepest body key it accepts (32 segments) holding the payload.
     let deep_key = vec!["k"; 32].join(".");
     let deep_chatbot =
         format!(r#"{{"body": [{{"key": "{deep_key}", "value": "payload", "type": "variable"}}]}}"#);
     let configs = [
         ("compose-template", deep_config.as_str()),
+        ("compose-template", deep_field_config.as_str()),
         (
             "compose-template",
             r#"{"url": "https://example.com/x?v=@{{payload.a}}", "body": {"deep": "@{{payload.a}}", "all": "@{{payload}}"}}"#,
@@ -512,6 +517,6 @@ fn builtins_run_on_the_deepest_payload_ingest_accepts() {
         };
         // Too deep for serde_json to parse back (its limit is 128 levels): look at the text.
         let body = String::from_utf8_lossy(&sent.body);
-        assert!(body.contains("[{\"a\":\"bottom\"}]"), "{name}: {body}");
+        assert!(body.contains("[{\"a\":[\"bottom\"]}]"), "{name}: {body}");
     }
 }

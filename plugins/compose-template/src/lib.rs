@@ -37,7 +37,10 @@ impl Plugin for ComposeTemplate {
     /// What a delivery runs: the payload is read lazily (a template reads a few
     /// fields; parsing all of it was a third of a call's work) and the config
     /// straight from its text ([`config_text`]), with the same result as
-    /// [`ComposeTemplate::transform`] (tested).
+    /// [`ComposeTemplate::transform`] (tested), but that a payload value copied
+    /// whole into a JSON body keeps the sender's spelling (number spellings,
+    /// escapes, repeated keys; see the crate's README): the same JSON, not always
+    /// the same bytes.
     fn transform_raw(event: RawEvent<'_>, request: Request, config: &str) -> Result<Action, Error> {
         let event = event.lazy()?;
         let config = Config::from_text(config)?;

@@ -227,6 +227,44 @@ pub fn write_json_value(out: &mut Vec<u8>, value: &Value) {
     }
 }
 
+/// Appends JSON text without the whitespace between its tokens; strings are
+/// copied as they are, escapes included. `text` must be valid JSON (a closed
+/// string is what ends a string here).
+pub fn write_json_compact(out: &mut Vec<u8>, text: &str) {
+    let mut rest = text.as_bytes();
+    while !rest.is_empty() {
+        let stop = rest
+            .iter()
+            .position(|&b| matches!(b, b' ' | b'\n' | b'\r' | b'\t' | b'"'))
+            .unwrap_or(rest.len());
+        out.extend_from_slice(&rest[..stop]);
+        rest = &rest[stop..];
+        match rest.first() {
+            Some(b'"') => {
+                let end = string_end(rest);
+                out.extend_from_slice(&rest[..end]);
+                rest = &rest[end..];
+            }
+            Some(_) => rest = &rest[1..],
+            None => {}
+        }
+    }
+}
+
+/// Where the JSON string at the start of `text` ends (just past its closing
+/// quote), or the end of `text` if it is not closed.
+fn string_end(text: &[u8]) -> usize {
+    let mut at = 1;
+    while let Some(&b) = text.get(at) {
+        match b {
+            b'\\' => at += 2,
+            b'"' => return at + 1,
+            _ => at += 1,
+        }
+    }
+    text.len()
+}
+
 /// Appends `text` as a JSON string.
 pub fn write_json_str(out: &mut Vec<u8>, text: &str) {
     // Cannot fail, as above.
@@ -290,24 +328,18 @@ impl<'a> Vars<'a> {
         }
     }
 
-    /// Writes the value at `path` as compact JSON re-encoded straight from the
-    /// event's text, when the event keeps it as text ([`Lookup::lookup_json_text`]):
-    /// no value is built. The bytes are those [`write_json_value`] gives for the
-    /// parsed value, but for an object with a repeated key, which keeps every
-    /// occurrence (a parsed object keeps the last). False, with nothing written,
-    /// when there is no text or it does not parse (the value path decides then).
+    /// Writes the value at `path` copied from the event's text, when the event
+    /// keeps it as text ([`Lookup::lookup_json_text`]): nothing is parsed or
+    /// built. The copy drops the spacing between tokens and keeps the rest as the
+    /// sender wrote it: number spellings (`1.50`, integers of any size), string
+    /// escapes, repeated keys. False, with nothing written, when there is no text
+    /// (the value path decides then).
     fn write_json_text(&self, path: &str, out: &mut Vec<u8>) -> bool {
         let Some(text) = self.event.lookup_json_text(path) else {
             return false;
         };
-        let start = out.len();
-        let mut reader = serde_json::Deserializer::from_str(text);
-        let mut writer = serde_json::Serializer::new(&mut *out);
-        if serde_transcode::transcode(&mut reader, &mut writer).is_ok() {
-            return true;
-        }
-        out.truncate(start);
-        false
+        write_json_compact(out, text);
+        true
     }
 
     /// The value at `path` as text (empty when missing under `empty`); a string
@@ -343,6 +375,30 @@ mod tests {
             .unwrap()
             .render_url(&vars)
             .unwrap()
+    }
+
+    /// Compacting the pretty text of a value gives its compact serialization: only
+    /// the spacing between tokens goes, never a byte inside a string.
+    #[test]
+    fn compacting_pretty_json_gives_the_compact_text() {
+        let values = [
+            json!({"a": [1, 2.5, {"b": null}], "s": "sp aces\t\"q\" back\\", "e": {}, "z": []}),
+            json!(["\\", "\\\"", " ", "\n", "é 😀", {"k y": "v\r\n"}]),
+            json!("just a string with  spaces"),
+            json!(-1.5e300),
+            json!(null),
+        ];
+        for value in values {
+            let mut out = Vec::new();
+            write_json_compact(&mut out, &serde_json::to_string_pretty(&value).unwrap());
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::to_string(&value).unwrap()
+            );
+        }
+        let mut out = Vec::new();
+        write_json_compact(&mut out, " [ 1 ,\r\n\t\"a b\\\\\" , \"c\" ] ");
+        assert_eq!(String::from_utf8(out).unwrap(), r#"[1,"a b\\","c"]"#);
     }
 
     #[test]
