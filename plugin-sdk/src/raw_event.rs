@@ -102,7 +102,7 @@ fn not_json(e: serde_json::Error) -> Error {
 /// A field's text passed the syntax check but is parsed only when read; text
 /// that passes the check and still fails to parse reads as missing. Three kinds
 /// do: an escaped lone UTF-16 surrogate, a number out of range (`1e400`), and
-/// nesting deeper than 128 levels (the check keeps no stack; a parse stops
+/// nesting deeper than 128 levels (the check has no depth limit; a parse stops
 /// there). A full parse fails the whole call for any of them. The gateway's
 /// ingest refuses all three, so a plugin it calls never sees them.
 ///
@@ -208,10 +208,10 @@ pub trait Lookup {
     }
 
     /// The JSON text of the value at `path` as the event holds it, when the
-    /// reader keeps the payload as text: a [`LazyEvent`]'s payload paths
-    /// (`payload`, `payload.status`, `payload.items.0`), where `lookup_ref`
-    /// finds a value. `None` for the other names, for a payload that is not an
-    /// object, and always for an [`Event`]: read the value with
+    /// reader keeps it as text: a [`LazyEvent`]'s whole payload (`payload`) and
+    /// its top-level fields (`payload.status`), where `lookup_ref` finds a
+    /// value. `None` for deeper paths, the other names, a payload that is not
+    /// an object, and always for an [`Event`]: read the value with
     /// [`Lookup::lookup_ref`] then. The text is as the sender wrote it
     /// (whitespace, escapes, number spellings, repeated keys): valid JSON by the
     /// syntax check, and for the kinds listed at [`LazyEvent`] text where
@@ -243,7 +243,7 @@ impl Lookup for LazyEvent<'_> {
     }
 
     fn lookup_json_text(&self, path: &str) -> Option<&str> {
-        let Payload::Object { .. } = &self.payload else {
+        let Payload::Object { fields, .. } = &self.payload else {
             return None;
         };
         let rest = match path.trim().strip_prefix("payload")? {
@@ -254,40 +254,14 @@ impl Lookup for LazyEvent<'_> {
         if rest.is_empty() {
             return Some(self.raw.payload.trim());
         }
-        payload_text(&self.payload, rest)
-    }
-}
-
-/// The text of the value at `path` (below `payload.`) in an object payload: the
-/// top-level field from the index, each step below it read from its parent's
-/// text (one pass over the parent, nothing parsed into values).
-fn payload_text<'a>(payload: &Payload<'a>, path: &str) -> Option<&'a str> {
-    let Payload::Object { fields, .. } = payload else {
-        return None;
-    };
-    let mut segments = path.split('.');
-    let mut text = fields.get(segments.next()?)?.text.get();
-    for segment in segments {
-        text = child_text(text, segment)?;
-    }
-    Some(text)
-}
-
-/// The text of `segment` in the JSON `text` of an object (a key; the last of
-/// repeated keys, as in a parsed object) or an array (an index), as
-/// [`lookup_value`] steps into a parsed value. `None` for anything else.
-fn child_text<'a>(text: &'a str, segment: &str) -> Option<&'a str> {
-    match text.as_bytes().first()? {
-        b'{' => {
-            let fields = serde_json::from_str::<Fields<'a>>(text).ok()?;
-            fields.get(segment).map(|field| field.text.get())
+        // Top-level fields only: their text is in the index. Text deeper down would
+        // be found by reading its parent's text again on every read (a body with many
+        // variables into one large field would read it as many times); a parsed
+        // field is read once and kept, so deeper paths are read as values.
+        if rest.contains('.') {
+            return None;
         }
-        b'[' => {
-            let at = segment.parse::<usize>().ok()?;
-            let items = serde_json::from_str::<Vec<&'a RawValue>>(text).ok()?;
-            items.get(at).map(|item| item.get())
-        }
-        _ => None,
+        Some(fields.get(rest)?.text.get())
     }
 }
 
@@ -543,12 +517,13 @@ mod tests {
                 let text = lazy.lookup_json_text(path);
                 let from_text = text.map(|t| serde_json::from_str::<Value>(t).unwrap());
                 let found = parsed.lookup_ref(path).map(Cow::into_owned);
-                if object && path.trim().starts_with("payload") {
+                let below = path.trim().strip_prefix("payload.").unwrap_or_default();
+                let kept_as_text = path.trim() == "payload" || !below.contains('.');
+                if object && path.trim().starts_with("payload") && kept_as_text {
                     assert_eq!(from_text, found, "payload {payload:?}, path {path:?}");
                 } else {
                     assert_eq!(text, None, "payload {payload:?}, path {path:?}");
                 }
-                assert_eq!(parsed.lookup_json_text(path), None);
             }
         }
     }
@@ -558,16 +533,19 @@ mod tests {
         let payload = r#" { "a" : [ 1 , 2.50 ] , "s":"x\ny", "dup": 1, "dup": {"k": 2}, "o": {"b": [3, {"c": 1e2}]} } "#;
         let lazy = raw(payload).lazy().unwrap();
         assert_eq!(lazy.lookup_json_text("payload.a"), Some("[ 1 , 2.50 ]"));
-        assert_eq!(lazy.lookup_json_text("payload.a.1"), Some("2.50"));
         assert_eq!(lazy.lookup_json_text(" payload.s "), Some(r#""x\ny""#));
         assert_eq!(lazy.lookup_json_text("payload.dup"), Some(r#"{"k": 2}"#));
-        assert_eq!(lazy.lookup_json_text("payload.o.b.1.c"), Some("1e2"));
+        assert_eq!(
+            lazy.lookup_json_text("payload.o"),
+            Some(r#"{"b": [3, {"c": 1e2}]}"#)
+        );
         assert_eq!(lazy.lookup_json_text("payload"), Some(payload.trim()));
         assert_eq!(lazy.lookup_json_text("payload."), Some(payload.trim()));
+        // Deeper paths are read as values; so are the other names.
         for path in [
-            "payload.o.x",
-            "payload.a.2",
-            "payload.a.x",
+            "payload.a.1",
+            "payload.o.b",
+            "payload.nope",
             "payloadx",
             "id",
             "type",

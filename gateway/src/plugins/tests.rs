@@ -489,6 +489,8 @@ fn builtins_run_on_the_deepest_payload_ingest_accepts() {
     // The same depth, its bottom a payload field copied whole: compose-template copies that
     // from the payload's text (a loop, not a recursion), not from a parsed value.
     let deep_field_config = deep_config.replace("@{{payload}}", "@{{payload.a}}");
+    // And a value from below the top level, which is parsed and serialized (recursively).
+    let deep_value_config = deep_config.replace("@{{payload}}", "@{{payload.a.0}}");
     // chatbot-webhook: the deepest body key it accepts (32 segments) holding the payload.
     let deep_key = vec!["k"; 32].join(".");
     let deep_chatbot =
@@ -496,6 +498,7 @@ fn builtins_run_on_the_deepest_payload_ingest_accepts() {
     let configs = [
         ("compose-template", deep_config.as_str()),
         ("compose-template", deep_field_config.as_str()),
+        ("compose-template", deep_value_config.as_str()),
         (
             "compose-template",
             r#"{"url": "https://example.com/x?v=@{{payload.a}}", "body": {"deep": "@{{payload.a}}", "all": "@{{payload}}"}}"#,

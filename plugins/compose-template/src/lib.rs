@@ -37,10 +37,11 @@ impl Plugin for ComposeTemplate {
     /// What a delivery runs: the payload is read lazily (a template reads a few
     /// fields; parsing all of it was a third of a call's work) and the config
     /// straight from its text ([`config_text`]), with the same result as
-    /// [`ComposeTemplate::transform`] (tested), but that a payload value copied
-    /// whole into a JSON body keeps the sender's spelling (number spellings,
-    /// escapes, repeated keys; see the crate's README): the same JSON, not always
-    /// the same bytes.
+    /// [`ComposeTemplate::transform`] (tested), but that the payload or a
+    /// top-level field of it copied whole into a JSON body keeps the sender's
+    /// spelling (numbers, escapes, repeated keys; see the crate's README): the
+    /// same JSON to a reader that takes the last of repeated keys, not always the
+    /// same bytes.
     fn transform_raw(event: RawEvent<'_>, request: Request, config: &str) -> Result<Action, Error> {
         let event = event.lazy()?;
         let config = Config::from_text(config)?;
@@ -114,7 +115,8 @@ fn set_body(request: &mut Request, config: &Config, vars: &Vars<'_>) -> Result<(
 }
 
 /// Writes a body template as JSON text, the same text [`render_body`]'s value
-/// serializes to; `field` locates errors as there.
+/// serializes to, except for values copied from the payload's text
+/// ([`Template::write_json`]); `field` locates errors as there.
 fn write_body(
     field: FieldPath<'_>,
     template: &BodyTemplate,

@@ -205,7 +205,9 @@ impl Template {
     }
 
     /// Writes what [`Template::render_json`] gives as JSON text to `out`, without
-    /// building the value: a variable's value is serialized from the event where it is.
+    /// building the value: a variable's value is copied from the payload's text when
+    /// the event keeps it as text (the sender's spelling, see `write_json_text`), else
+    /// serialized from the event where it is.
     pub fn write_json(&self, vars: &Vars<'_>, out: &mut Vec<u8>) -> Result<(), Stop> {
         match self.single_var() {
             Some(path) if vars.write_json_text(path, out) => {}
@@ -329,8 +331,8 @@ impl<'a> Vars<'a> {
     }
 
     /// Writes the value at `path` copied from the event's text, when the event
-    /// keeps it as text ([`Lookup::lookup_json_text`]): nothing is parsed or
-    /// built. The copy drops the spacing between tokens and keeps the rest as the
+    /// keeps it as text ([`Lookup::lookup_json_text`]: the payload and its
+    /// top-level fields, read lazily): nothing is parsed or built. The copy drops the spacing between tokens and keeps the rest as the
     /// sender wrote it: number spellings (`1.50`, integers of any size), string
     /// escapes, repeated keys. False, with nothing written, when there is no text
     /// (the value path decides then).

@@ -376,21 +376,22 @@ fn the_written_body_stops_on_a_missing_variable_as_the_rendered_one() {
     }
 }
 
-/// A payload value copied whole into a JSON body is copied from the payload's text:
-/// the spacing goes, number spellings and string escapes stay as the sender wrote
-/// them. The body means the same JSON as the one `transform` writes from the parsed
-/// value (numbers as parsed: `1.50` -> `1.5`, big integers as floats).
+/// The payload, or a top-level field of it, copied whole into a JSON body is copied
+/// from the payload's text: the spacing goes, number spellings and string escapes stay
+/// as the sender wrote them. A value from deeper is written from its parsed value
+/// (numbers as parsed: `1.50` -> `1.5`, big integers as floats). The body means the
+/// same JSON as the one `transform` writes.
 #[test]
 fn a_value_copied_from_the_payload_text_keeps_the_sender_s_spelling() {
     let payload = r#" { "s" : "\u00e9\/\"\u0041 x" , "n" : 1.50 , "e": 1e2, "big": 18446744073709551616,
-        "a" : [ 1 , -0 , { "k" : "v" , "z" : null } , [ ] ] , "t" : true, "o": {"deep": {"x": [ 1.0 ]}} } "#;
+        "a" : [ 1 , -0 , { "k" : "v" , "z" : null } , [ ] ] , "t" : true, "o": {"deep": {"x": [ 1.0 ], "n": 1.50}} } "#;
     let raw = RawEvent {
         payload,
         ..RawEvent::default()
     };
     let config = r#"{"body": {"s": "@{{payload.s}}", "n": "@{{payload.n}}", "e": "@{{payload.e}}",
         "big": "@{{payload.big}}", "a": "@{{payload.a}}", "t": "@{{payload.t}}",
-        "x": "@{{payload.o.deep.x}}", "a2": "@{{payload.a.2}}", "all": "@{{payload}}"}}"#;
+        "x": "@{{payload.o.deep.x}}", "a2": "@{{payload.a.2}}", "n2": "@{{payload.o.deep.n}}", "all": "@{{payload}}"}}"#;
     let body = |action: Action| match action {
         Action::Deliver(request) => String::from_utf8(request.body).unwrap(),
         Action::Drop(reason) => panic!("dropped: {reason}"),
@@ -401,19 +402,19 @@ fn a_value_copied_from_the_payload_text_keeps_the_sender_s_spelling() {
     let full = body(full.unwrap());
     let meaning = |text: &str| serde_json::from_str::<Value>(text).unwrap();
     assert_eq!(meaning(&lazy), meaning(&full));
-    let all = r#"{"s":"\u00e9\/\"\u0041 x","n":1.50,"e":1e2,"big":18446744073709551616,"a":[1,-0,{"k":"v","z":null},[]],"t":true,"o":{"deep":{"x":[1.0]}}}"#;
+    let all = r#"{"s":"\u00e9\/\"\u0041 x","n":1.50,"e":1e2,"big":18446744073709551616,"a":[1,-0,{"k":"v","z":null},[]],"t":true,"o":{"deep":{"x":[1.0],"n":1.50}}}"#;
     assert_eq!(
         lazy,
         format!(
-            r#"{{"s":"\u00e9\/\"\u0041 x","n":1.50,"e":1e2,"big":18446744073709551616,"a":[1,-0,{{"k":"v","z":null}},[]],"t":true,"x":[1.0],"a2":{{"k":"v","z":null}},"all":{all}}}"#
+            r#"{{"s":"\u00e9\/\"\u0041 x","n":1.50,"e":1e2,"big":18446744073709551616,"a":[1,-0,{{"k":"v","z":null}},[]],"t":true,"x":[1.0],"a2":{{"k":"v","z":null}},"n2":1.5,"all":{all}}}"#
         )
     );
-    // A repeated key is copied too (a parsed object keeps the last one).
+    // A repeated key is copied too; read deeper, the last one counts (as parsed).
     let raw = RawEvent {
-        payload: r#"{"dup": {"x": 1, "x": 2}}"#,
+        payload: r#"{"dup": {"x": 1, "x": {"y": 2}}}"#,
         ..RawEvent::default()
     };
-    let dup = r#"{"body": {"d": "@{{payload.dup}}"}}"#;
+    let dup = r#"{"body": {"d": "@{{payload.dup}}", "x": "@{{payload.dup.x}}"}}"#;
     let lazy = body(ComposeTemplate::transform_raw(raw, gateway_request(), dup).unwrap());
-    assert_eq!(lazy, r#"{"d":{"x":1,"x":2}}"#);
+    assert_eq!(lazy, r#"{"d":{"x":1,"x":{"y":2}},"x":{"y":2}}"#);
 }
