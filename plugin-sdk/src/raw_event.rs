@@ -16,13 +16,12 @@
 
 use std::borrow::Cow;
 use std::cell::OnceCell;
+use std::collections::HashMap;
 use std::fmt;
 
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::Value;
-
-use std::collections::HashMap;
 
 use crate::event::{follow_segments, lookup_value, resolve_path, Head};
 use crate::{Error, Event};
@@ -96,7 +95,7 @@ fn not_json(e: serde_json::Error) -> Error {
     Error::new(format!("event payload is not JSON: {e}"))
 }
 
-/// An event whose payload is read where a path asks: [`LazyEvent::lookup_ref`]
+/// An event whose payload is read where a path asks: its [`Lookup::lookup_ref`]
 /// answers as [`Event::lookup_ref`] does for the parsed event.
 ///
 /// A field's text passed the syntax check but is parsed only when read; text
