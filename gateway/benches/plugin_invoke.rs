@@ -34,6 +34,19 @@ const CONFIG: &str = r#"{
   }
 }"#;
 
+const CHATBOT_CONFIG: &str = r#"{
+  "url": "https://bot.example.com/hook",
+  "params": [{"key": "source", "value": "gateway", "type": "text"}],
+  "headers": [{"key": "X-Status", "value": "payload.status", "type": "variable"}],
+  "body": [
+    {"key": "chat_id", "value": "chat.chatId", "type": "variable"},
+    {"key": "status", "value": "payload.status", "type": "variable"},
+    {"key": "message.id", "value": "payload.id", "type": "variable"},
+    {"key": "message.items", "value": "payload.items", "type": "variable"}
+  ],
+  "auth": {"type": "bearer", "token": "secret-token"}
+}"#;
+
 fn main() {
     let engine = PluginEngine::new(PluginLimits::default()).unwrap();
     let plugin = builtin::get("compose-template").expect("compose-template is built in");
@@ -135,6 +148,19 @@ fn main() {
         fuel_of(&event.payload, &request.body, "{}"),
         fuel_of("{}", b"{}", CONFIG),
     );
+
+    // The other built-in on the same event (fuel only): chatbot-webhook with a config
+    // like the seed's Custom Webhook (a query param, a header, body fields from the
+    // event and from its chat fields).
+    let chatbot = engine
+        .prepare_and_load(builtin::get("chatbot-webhook").expect("built in").component)
+        .unwrap()
+        .1;
+    let chatbot_fuel = engine
+        .invoke_blocking(&chatbot, &event, request.clone(), CHATBOT_CONFIG)
+        .unwrap()
+        .fuel_used;
+    println!("fuel per call, chatbot-webhook: {chatbot_fuel}");
 
     // The same logic compiled natively, doing what the guest glue does per call: take
     // the event's and config's text, run the transform (the plugin's `transform_raw`,
