@@ -4,7 +4,7 @@ use std::borrow::Cow;
 
 use serde_json::Value;
 
-use crate::Error;
+use crate::{Error, RawEvent};
 
 /// Names that [`Event::lookup`] resolves at the top level of a path.
 const ROOTS: &[&str] = &[
@@ -196,14 +196,16 @@ impl Event {
     /// assert_eq!(event.lookup_ref("payload.nope"), None);
     /// ```
     pub fn lookup_ref(&self, path: &str) -> Option<Cow<'_, Value>> {
-        let head = Head {
+        // The names above the payload; the payload is read from `self.payload` below.
+        let head = RawEvent {
             id: &self.id,
             event_type: &self.event_type,
             tenant: &self.tenant,
             channel: self.channel.as_deref(),
             created_at: &self.created_at,
+            payload: "",
         };
-        resolve_path(path, head, |rest| {
+        resolve_path(path, &head, |rest| {
             lookup_value(&self.payload, rest.unwrap_or_default()).map(Cow::Borrowed)
         })
     }
@@ -269,28 +271,26 @@ impl Event {
     }
 }
 
-/// The event's fields above the payload, as a path names them.
-pub(crate) struct Head<'e> {
-    pub(crate) id: &'e str,
-    pub(crate) event_type: &'e str,
-    pub(crate) tenant: &'e str,
-    pub(crate) channel: Option<&'e str>,
-    pub(crate) created_at: &'e str,
+/// Splits a path into its top-level name and the rest after the first dot
+/// (`None` without one), surrounding whitespace ignored.
+pub(crate) fn split_root(path: &str) -> (&str, Option<&str>) {
+    let path = path.trim();
+    match path.split_once('.') {
+        Some((root, rest)) => (root, Some(rest)),
+        None => (path, None),
+    }
 }
 
 /// Resolves a dotted path as [`Event::lookup_ref`] documents: the top-level
-/// names from `head`, and everything under `payload` from `payload`, which gets
-/// the rest of the path after `payload.` (`None` for `payload` alone).
+/// names from `head` (its payload text is not read), and everything under
+/// `payload` from `payload`, which gets the rest of the path after `payload.`
+/// (`None` for `payload` alone).
 pub(crate) fn resolve_path<'e>(
     path: &str,
-    head: Head<'e>,
+    head: &RawEvent<'e>,
     payload: impl FnOnce(Option<&str>) -> Option<Cow<'e, Value>>,
 ) -> Option<Cow<'e, Value>> {
-    let path = path.trim();
-    let (root, rest) = match path.split_once('.') {
-        Some((root, rest)) => (root, Some(rest)),
-        None => (path, None),
-    };
+    let (root, rest) = split_root(path);
     let text = |s: &str| (rest.is_none()).then(|| Cow::Owned(Value::String(s.to_owned())));
     match root {
         "id" => text(head.id),

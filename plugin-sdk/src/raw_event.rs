@@ -23,7 +23,7 @@ use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use crate::event::{follow_segments, lookup_value, resolve_path, Head};
+use crate::event::{follow_segments, lookup_value, resolve_path, split_root};
 use crate::{Error, Event};
 
 /// An event exactly as the gateway passed it: the payload is still JSON text.
@@ -229,14 +229,7 @@ impl Lookup for Event {
 
 impl Lookup for LazyEvent<'_> {
     fn lookup_ref(&self, path: &str) -> Option<Cow<'_, Value>> {
-        let head = Head {
-            id: self.raw.id,
-            event_type: self.raw.event_type,
-            tenant: self.raw.tenant,
-            channel: self.raw.channel,
-            created_at: self.raw.created_at,
-        };
-        resolve_path(path, head, |rest| {
+        resolve_path(path, &self.raw, |rest| {
             self.payload_lookup(rest).map(Cow::Borrowed)
         })
     }
@@ -245,22 +238,16 @@ impl Lookup for LazyEvent<'_> {
         let Payload::Object { fields, .. } = &self.payload else {
             return None;
         };
-        let rest = match path.trim().strip_prefix("payload")? {
-            "" => return Some(self.raw.payload.trim()),
-            rest => rest.strip_prefix('.')?,
-        };
-        // `payload.` is all of it, as `lookup_ref` reads it.
-        if rest.is_empty() {
-            return Some(self.raw.payload.trim());
+        match split_root(path) {
+            // `payload`, and `payload.` as `lookup_ref` reads it: all of it.
+            ("payload", None | Some("")) => Some(self.raw.payload.trim()),
+            // Top-level fields only: their text is in the index. Text deeper down would
+            // be found by reading its parent's text again on every read (a body with
+            // many variables into one large field would read it as many times); a
+            // parsed field is read once and kept, so deeper paths are read as values.
+            ("payload", Some(key)) if !key.contains('.') => Some(fields.get(key)?.text.get()),
+            _ => None,
         }
-        // Top-level fields only: their text is in the index. Text deeper down would
-        // be found by reading its parent's text again on every read (a body with many
-        // variables into one large field would read it as many times); a parsed
-        // field is read once and kept, so deeper paths are read as values.
-        if rest.contains('.') {
-            return None;
-        }
-        Some(fields.get(rest)?.text.get())
     }
 }
 

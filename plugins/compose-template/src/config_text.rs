@@ -69,21 +69,19 @@ pub fn read(text: &str) -> Result<Config, GiveUp> {
         .deserialize_map(FieldsVisitor)
         .map_err(|_| GiveUp)?;
     reader.end().map_err(|_| GiveUp)?;
-    // The checks `Config::parse` makes; any error is left to it to word.
-    let checked = || -> Result<Config, Error> {
-        Ok(Config {
-            url: parse_url(fields.url.as_ref())?,
-            method: parse_method(fields.method.as_ref())?,
-            headers: parse_headers(fields.headers.as_ref())?,
-            body_format: parse_body_format(fields.body_format.as_ref())?,
-            body: None,
-            on_missing: parse_on_missing(fields.on_missing.as_ref())?,
-        })
-    };
-    let config = checked().map_err(|_| GiveUp)?;
+    check(fields).map_err(|_| GiveUp)
+}
+
+/// The checks `Config::parse` makes, on the fields read; any error is left to
+/// it to word.
+fn check(fields: Fields) -> Result<Config, Error> {
     Ok(Config {
+        url: parse_url(fields.url.as_ref())?,
+        method: parse_method(fields.method.as_ref())?,
+        headers: parse_headers(fields.headers.as_ref())?,
+        body_format: parse_body_format(fields.body_format.as_ref())?,
         body: fields.body.flatten(),
-        ..config
+        on_missing: parse_on_missing(fields.on_missing.as_ref())?,
     })
 }
 

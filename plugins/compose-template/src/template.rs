@@ -332,10 +332,11 @@ impl<'a> Vars<'a> {
 
     /// Writes the value at `path` copied from the event's text, when the event
     /// keeps it as text ([`Lookup::lookup_json_text`]: the payload and its
-    /// top-level fields, read lazily): nothing is parsed or built. The copy drops the spacing between tokens and keeps the rest as the
-    /// sender wrote it: number spellings (`1.50`, integers of any size), string
-    /// escapes, repeated keys. False, with nothing written, when there is no text
-    /// (the value path decides then).
+    /// top-level fields, read lazily): nothing is parsed or built. The copy drops
+    /// the spacing between tokens and keeps the rest as the sender wrote it:
+    /// number spellings (`1.50`, integers of any size), string escapes, repeated
+    /// keys. False, with nothing written, when there is no text (the value path
+    /// decides then).
     fn write_json_text(&self, path: &str, out: &mut Vec<u8>) -> bool {
         let Some(text) = self.event.lookup_json_text(path) else {
             return false;
