@@ -1,5 +1,6 @@
 //! A Redis server of the test's own (Debian's `redis-server`), on a free port and
-//! a fresh directory, so a test can stop, kill and restart it.
+//! a fresh directory, so a test can stop, kill and restart it, and the benchmark
+//! can give each scenario a Redis that no earlier scenario has used.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -7,29 +8,56 @@ use std::time::Duration;
 
 use tokio::process::{Child, Command};
 
+/// What a private server writes to disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Persistence {
+    /// Nothing (`appendonly no`): a restart loses every key.
+    None,
+    /// The append-only file, fsynced once a second (`appendfsync everysec`, Redis'
+    /// default AOF policy).
+    EverySecond,
+    /// The append-only file, fsynced before Redis answers a write (`appendfsync always`).
+    Always,
+}
+
 /// A private redis-server.
 pub struct RedisServer {
     child: Option<Child>,
     /// Its port on 127.0.0.1.
     pub port: u16,
     dir: PathBuf,
-    appendonly: bool,
+    persistence: Persistence,
 }
 
 impl RedisServer {
     /// A server on `port` keeping its files in a new directory; with `appendonly`,
     /// every write is fsynced to the append-only file before Redis answers.
     pub async fn start(port: u16, appendonly: bool) -> Self {
+        let persistence = if appendonly {
+            Persistence::Always
+        } else {
+            Persistence::None
+        };
+        Self::start_with(port, persistence).await
+    }
+
+    /// A server on `port` keeping its files in a new directory, as `persistence` says.
+    pub async fn start_with(port: u16, persistence: Persistence) -> Self {
         let dir = std::env::temp_dir().join(format!("gw-redis-{}", ulid::Ulid::new()));
         std::fs::create_dir_all(&dir).expect("redis dir");
         let mut server = Self {
             child: None,
             port,
             dir,
-            appendonly,
+            persistence,
         };
         server.restart().await;
         server
+    }
+
+    /// Its process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
     }
 
     /// `redis://127.0.0.1:port`.
@@ -50,9 +78,19 @@ impl RedisServer {
             .arg("--save")
             .arg("")
             .arg("--appendonly")
-            .arg(if self.appendonly { "yes" } else { "no" })
+            .arg(match self.persistence {
+                Persistence::None => "no",
+                Persistence::EverySecond | Persistence::Always => "yes",
+            })
             .arg("--appendfsync")
-            .arg("always")
+            .arg(match self.persistence {
+                Persistence::Always => "always",
+                Persistence::None | Persistence::EverySecond => "everysec",
+            })
+            // No automatic rewrite of the append-only file: it forks a child that
+            // rewrites the whole data set, in the middle of whatever is being measured.
+            .arg("--auto-aof-rewrite-percentage")
+            .arg("0")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true);

@@ -9,10 +9,10 @@
 //!
 //! Correctness by construction: this path takes only what it can read exactly
 //! as [`Config::parse`] would, and hands everything else to it (a bad config, a
-//! duplicate key, a body object with more than [`MAX_FAST_KEYS`] keys, an
-//! unknown field), so both give the same config or the same error message
-//! (tested on a corpus of good and bad configs).
+//! duplicate key, an unknown field), so both give the same config or the same
+//! error message (tested on a corpus of good and bad configs).
 
+use std::collections::BTreeSet;
 use std::fmt;
 
 use plugin_sdk::raw_event::ObjectKey;
@@ -25,10 +25,10 @@ use crate::config::{
 };
 use crate::template::Template;
 
-/// Most keys of one body object read here: duplicates are looked for by
-/// comparing each key with those before it, so larger objects go to
-/// [`Config::parse`] (whose map finds them by hashing).
-pub const MAX_FAST_KEYS: usize = 32;
+/// Keys of one body object checked for a duplicate by comparing each with
+/// those before it; past this many, an object's keys go into a sorted set
+/// and each new one is looked up there.
+pub const SCANNED_KEYS: usize = 32;
 
 impl Config {
     /// Parses a config's JSON text: the same result as `Config::parse` on the
@@ -210,13 +210,22 @@ impl<'de> Visitor<'de> for Node {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<BodyTemplate, A::Error> {
         let mut fields: Vec<(String, BodyTemplate)> = Vec::new();
+        // The keys once there are more than `SCANNED_KEYS` of them.
+        let mut many_keys: Option<BTreeSet<String>> = None;
         while let Some(ObjectKey(key)) = map.next_key()? {
+            let duplicate = match many_keys.as_mut() {
+                Some(keys) => !keys.insert(key.as_ref().to_owned()),
+                None => fields.iter().any(|(k, _)| *k == key),
+            };
             // A duplicate keeps the first one's place and the last one's value in a
-            // parsed object; left to `Config::parse`, as is an object too big to scan.
-            if fields.len() == MAX_FAST_KEYS || fields.iter().any(|(k, _)| *k == key) {
+            // parsed object; left to `Config::parse`.
+            if duplicate {
                 return Err(de::Error::custom(GiveUp));
             }
             fields.push((key.into_owned(), map.next_value_seed(Node)?));
+            if many_keys.is_none() && fields.len() == SCANNED_KEYS {
+                many_keys = Some(fields.iter().map(|(k, _)| k.clone()).collect());
+            }
         }
         Ok(BodyTemplate::Object(fields))
     }
@@ -300,18 +309,36 @@ mod tests {
     }
 
     #[test]
-    fn a_body_object_with_more_keys_than_scanned_goes_the_long_way() {
-        let object = |n: usize| {
-            let keys: Vec<String> = (0..n)
+    fn a_body_object_with_more_keys_than_scanned_is_read_directly_and_checked_for_duplicates() {
+        let object = |n: usize, repeat: Option<usize>| {
+            let mut keys: Vec<String> = (0..n)
                 .map(|i| format!(r#""k{i}": "@{{{{id}}}} {i}""#))
                 .collect();
-            format!(r#"{{"body": {{{}}}}}"#, keys.join(","))
+            if let Some(i) = repeat {
+                keys.push(format!(r#""k{i}": {i}"#));
+            }
+            format!(
+                r#"{{"body": {{"nested": {{{}}}, "after": 1}}}}"#,
+                keys.join(",")
+            )
         };
-        let at_cap = object(MAX_FAST_KEYS);
-        assert_eq!(Ok(read(&at_cap).unwrap()), parsed(&at_cap));
-        let past_cap = object(MAX_FAST_KEYS + 1);
-        assert!(read(&past_cap).is_err());
-        assert_eq!(Config::from_text(&past_cap), parsed(&past_cap));
-        assert!(Config::from_text(&past_cap).is_ok());
+        for n in [
+            SCANNED_KEYS - 1,
+            SCANNED_KEYS,
+            SCANNED_KEYS + 1,
+            3 * SCANNED_KEYS,
+        ] {
+            let text = object(n, None);
+            let direct = read(&text).unwrap_or_else(|_| panic!("gave up on {n} keys"));
+            assert_eq!(Ok(direct), parsed(&text), "{n} keys");
+            // A key repeated last, after the scanned ones and after the set took over,
+            // and one repeating the first key: each given up, each read right.
+            for repeat in [0, n - 1] {
+                let text = object(n, Some(repeat));
+                assert!(read(&text).is_err(), "{n} keys, k{repeat} repeated");
+                assert_eq!(Config::from_text(&text), parsed(&text));
+                assert!(Config::from_text(&text).is_ok());
+            }
+        }
     }
 }

@@ -12,9 +12,18 @@
 //! and drain alone (the ingest-alone backlog delivered by a fresh gateway with
 //! workers on, producers off).
 //!
+//! Every gateway scenario gets a Redis of its own: a private `redis-server`
+//! started for it on a free port (append-only file, fsynced once a second) and
+//! stopped after it. A shared Redis carried one scenario's leftovers into the
+//! next: after a million keys were deleted it kept its grown tables and freed
+//! their memory in the background, and the next scenario ran ~25 % slower.
+//!
 //! Options (all optional): `--duration SECS` (10), `--concurrency N` (64),
 //! `--gateway-bin PATH` (`target/release/gateway`), `--out FILE`
-//! (`bench-results/results.json`), `--redis-url URL`, `--scenarios a,b,...`,
+//! (`bench-results/results.json`), `--redis-persistence none|everysec|always`
+//! (everysec: the private servers' `appendfsync`, or no append-only file),
+//! `--redis-url URL` (use that Redis for every scenario instead, deleting each
+//! scenario's keys after it), `--scenarios a,b,...`,
 //! `--plugin-bench FILE` (output of the plugin micro-benchmark to include),
 //! `--drain-timeout SECS` (60), `--hold SECS` (0: keep each gateway running that
 //! long after its drain, e.g. to attach a profiler), `--perf FILE` (record the
@@ -45,6 +54,8 @@ use tokio::process::{Child, Command};
 
 mod bare_http;
 use bare_http::{Arrival, Connection, PostError, Target};
+use gateway_e2e::process::free_port;
+use gateway_e2e::redis_server::{Persistence, RedisServer};
 
 /// Every scenario, in the order they run.
 const ALL_SCENARIOS: &[&str] = &[
@@ -72,7 +83,10 @@ struct Options {
     concurrency: usize,
     gateway_bin: PathBuf,
     out: PathBuf,
-    redis_url: String,
+    /// A shared Redis for every scenario; `None`: a private server per scenario.
+    redis_url: Option<String>,
+    /// What the private servers write to disk.
+    redis_persistence: Persistence,
     scenarios: Vec<String>,
     plugin_bench: Option<PathBuf>,
     drain_timeout: Duration,
@@ -88,7 +102,8 @@ fn parse_options() -> Result<Options> {
         concurrency: 64,
         gateway_bin: PathBuf::from("target/release/gateway"),
         out: PathBuf::from("bench-results/results.json"),
-        redis_url: "redis://127.0.0.1:6379".into(),
+        redis_url: None,
+        redis_persistence: Persistence::EverySecond,
         scenarios: ALL_SCENARIOS.iter().map(|s| s.to_string()).collect(),
         plugin_bench: None,
         drain_timeout: Duration::from_secs(60),
@@ -107,7 +122,15 @@ fn parse_options() -> Result<Options> {
             "--concurrency" => options.concurrency = value.parse()?,
             "--gateway-bin" => options.gateway_bin = value.into(),
             "--out" => options.out = value.into(),
-            "--redis-url" => options.redis_url = value,
+            "--redis-url" => options.redis_url = Some(value),
+            "--redis-persistence" => {
+                options.redis_persistence = match value.as_str() {
+                    "none" => Persistence::None,
+                    "everysec" => Persistence::EverySecond,
+                    "always" => Persistence::Always,
+                    other => bail!("--redis-persistence: none, everysec or always, not {other}"),
+                }
+            }
             "--scenarios" => {
                 options.scenarios = value.split(',').map(|s| s.trim().to_string()).collect();
                 for s in &options.scenarios {
@@ -551,6 +574,42 @@ impl RedisProbe {
     }
 }
 
+/// The Redis one scenario runs against: a private server started for it, or the shared
+/// one of `--redis-url`.
+struct ScenarioRedis {
+    url: String,
+    probe: RedisProbe,
+    server: Option<RedisServer>,
+}
+
+impl ScenarioRedis {
+    async fn start(options: &Options) -> Result<Self> {
+        let (url, server) = match &options.redis_url {
+            Some(url) => (url.clone(), None),
+            None => {
+                let server = RedisServer::start_with(free_port(), options.redis_persistence).await;
+                (server.url(), Some(server))
+            }
+        };
+        let probe = RedisProbe::connect(&url)
+            .await
+            .with_context(|| format!("redis at {url}"))?;
+        Ok(Self { url, probe, server })
+    }
+
+    /// Done with it: a private server is stopped (its files go with it); from a shared
+    /// one the scenario's keys (under `prefix`) are deleted.
+    async fn finish(mut self, prefix: &str) -> Result<()> {
+        match self.server.take() {
+            Some(mut server) => {
+                server.kill().await;
+                Ok(())
+            }
+            None => self.probe.cleanup(prefix).await,
+        }
+    }
+}
+
 fn info_field<'a>(info: &'a str, name: &str) -> Option<&'a str> {
     info.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
@@ -569,6 +628,7 @@ impl Gateway {
     async fn start(
         options: &Options,
         http: &reqwest::Client,
+        redis_url: &str,
         prefix: &str,
         workers: bool,
         log: &str,
@@ -587,7 +647,7 @@ impl Gateway {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("RUST_LOG", "warn")
             .env("GATEWAY_LISTEN", format!("127.0.0.1:{port}"))
-            .env("GATEWAY_REDIS_URL", &options.redis_url)
+            .env("GATEWAY_REDIS_URL", redis_url)
             .env("GATEWAY_REDIS_PREFIX", prefix)
             .env("GATEWAY_ADMIN_TOKEN", &admin_token)
             .env("GATEWAY_ALLOWED_NETWORKS", "127.0.0.0/8")
@@ -837,7 +897,6 @@ fn account(
 struct Bench {
     options: Options,
     http: reqwest::Client,
-    redis: RedisProbe,
     run_id: String,
 }
 
@@ -929,10 +988,12 @@ impl Bench {
         rate: Option<f64>,
     ) -> Result<Outcome> {
         let prefix = format!("bench-{}-{name}", self.run_id);
+        let mut redis = ScenarioRedis::start(&self.options).await?;
         let (receiver_base, receiver) = start_receiver().await?;
         let gateway = Gateway::start(
             &self.options,
             &self.http,
+            &redis.url,
             &prefix,
             true,
             &self.log_path(name),
@@ -942,7 +1003,7 @@ impl Bench {
             .setup_tenant(&gateway, &receiver_base, endpoints, plugin)
             .await?;
         receiver.reset(endpoints, secrets)?;
-        let meter = CpuMeter::start(&mut self.redis, gateway.pid, false).await?;
+        let meter = CpuMeter::start(&mut redis.probe, gateway.pid, false).await?;
         let perf = match &self.options.perf {
             Some(file) => Some(
                 Command::new("perf")
@@ -996,7 +1057,7 @@ impl Bench {
             statuses: produced.statuses.clone(),
             ..Outcome::default()
         };
-        meter.record(&mut self.redis, &mut outcome).await?;
+        meter.record(&mut redis.probe, &mut outcome).await?;
         account(
             &mut outcome,
             &receiver,
@@ -1006,7 +1067,7 @@ impl Bench {
         )?;
         outcome.per_event(outcome.delivered);
         gateway.stop().await?;
-        self.redis.cleanup(&prefix).await?;
+        redis.finish(&prefix).await?;
         Ok(outcome)
     }
 
@@ -1018,10 +1079,12 @@ impl Bench {
         want_drain: bool,
     ) -> Result<Vec<Outcome>> {
         let prefix = format!("bench-{}-backlog", self.run_id);
+        let mut redis = ScenarioRedis::start(&self.options).await?;
         let (receiver_base, receiver) = start_receiver().await?;
         let gateway = Gateway::start(
             &self.options,
             &self.http,
+            &redis.url,
             &prefix,
             false,
             &self.log_path("ingest-only"),
@@ -1031,7 +1094,7 @@ impl Bench {
             .setup_tenant(&gateway, &receiver_base, 1, false)
             .await?;
         receiver.reset(1, secrets)?;
-        let meter = CpuMeter::start(&mut self.redis, gateway.pid, false).await?;
+        let meter = CpuMeter::start(&mut redis.probe, gateway.pid, false).await?;
         let produced = produce(
             &format!("{}/v1/events", gateway.base),
             Some(&key),
@@ -1048,7 +1111,7 @@ impl Bench {
             statuses: produced.statuses.clone(),
             ..Outcome::default()
         };
-        meter.record(&mut self.redis, &mut ingest).await?;
+        meter.record(&mut redis.probe, &mut ingest).await?;
         ingest.per_event(accepted);
         gateway.stop().await?;
         let mut outcomes = Vec::new();
@@ -1057,17 +1120,18 @@ impl Bench {
         }
         if want_drain {
             let log = self.log_path("drain-only");
-            let redis = self.redis.cpu().await?;
+            let redis_cpu = redis.probe.cpu().await?;
             let bench = cpu_of(std::process::id())?;
             let machine = machine_cpu();
-            let gateway = Gateway::start(&self.options, &self.http, &prefix, true, &log).await?;
+            let gateway =
+                Gateway::start(&self.options, &self.http, &redis.url, &prefix, true, &log).await?;
             // The gateway's CPU from its process start: the workers begin before it answers
             // /readyz; Redis, this process and the machine from before it started.
             let meter = CpuMeter {
-                redis,
+                redis: redis_cpu,
                 bench,
                 machine,
-                ..CpuMeter::start(&mut self.redis, gateway.pid, true).await?
+                ..CpuMeter::start(&mut redis.probe, gateway.pid, true).await?
             };
             let drain = wait_drain(
                 &receiver,
@@ -1082,13 +1146,13 @@ impl Bench {
                 drain_s: drain.as_secs_f64(),
                 ..Outcome::default()
             };
-            meter.record(&mut self.redis, &mut outcome).await?;
+            meter.record(&mut redis.probe, &mut outcome).await?;
             account(&mut outcome, &receiver, &produced.accepted, 1, 0)?;
             outcome.per_event(outcome.delivered);
             gateway.stop().await?;
             outcomes.push(outcome);
         }
-        self.redis.cleanup(&prefix).await?;
+        redis.finish(&prefix).await?;
         Ok(outcomes)
     }
 }
@@ -1314,6 +1378,17 @@ fn machine() -> Value {
     })
 }
 
+/// `redis-server --version`'s `v=` field.
+fn redis_server_version() -> Option<String> {
+    let out = std::process::Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let version = text.split_whitespace().find_map(|w| w.strip_prefix("v="))?;
+    Some(version.to_owned())
+}
+
 /// Picks the `p50=…` and `p99=…` numbers of one line of the plugin micro-benchmark.
 fn plugin_line(text: &str, starts: &str) -> Option<Value> {
     let line = text.lines().find(|l| l.starts_with(starts))?;
@@ -1340,13 +1415,9 @@ async fn main() -> Result<()> {
         .timeout(Duration::from_secs(30))
         .pool_max_idle_per_host(4096)
         .build()?;
-    let redis = RedisProbe::connect(&options.redis_url)
-        .await
-        .context("redis (is it running? scripts/prepare.sh starts it)")?;
     let mut bench = Bench {
         options: options.clone(),
         http,
-        redis,
         run_id: ulid::Ulid::new().to_string().to_lowercase(),
     };
     let mut rounds: Vec<Vec<Outcome>> = Vec::new();
@@ -1381,6 +1452,14 @@ async fn main() -> Result<()> {
         "date": std::env::var("BENCH_DATE").unwrap_or_default(),
         "command": std::env::var("BENCH_COMMAND").unwrap_or_default(),
         "machine": machine(),
+        "redis": match &options.redis_url {
+            Some(url) => json!({"server": "shared", "url": url}),
+            None => json!({
+                "server": "private per scenario",
+                "persistence": format!("{:?}", options.redis_persistence),
+                "version": redis_server_version(),
+            }),
+        },
         "duration_s": options.duration.as_secs_f64(),
         "concurrency": options.concurrency,
         "event_bytes": PAD_BYTES + 100,
