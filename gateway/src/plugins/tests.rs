@@ -468,7 +468,8 @@ fn builtins_prepare_and_run() {
 /// their configs allow (a compose-template body template nested 125 objects deep, what
 /// `POST /v1/plugins/{name}/simulate` lets through, `{"config": {"body": ...}}`; an endpoint's
 /// `{"plugins": [{"config": {"body": ...}}]}` allows 123; a chatbot-webhook key of 32
-/// segments): their wasm stack (128 KiB, see `wasm_build.rs`) holds it.
+/// segments): their wasm stack (128 KiB, see `wasm_build.rs`) holds it, and each body is
+/// exactly the value asked for in the place asked for.
 #[test]
 fn builtins_run_on_the_deepest_payload_ingest_accepts() {
     let levels = crate::api::json::MAX_DEPTH - 2;
@@ -495,21 +496,42 @@ fn builtins_run_on_the_deepest_payload_ingest_accepts() {
     let deep_key = vec!["k"; 32].join(".");
     let deep_chatbot =
         format!(r#"{{"body": [{{"key": "{deep_key}", "value": "payload", "type": "variable"}}]}}"#);
+    // What each copies, as text: the payload `{"a":[...]}` (written without spaces), its
+    // field `a` and that array's first item.
+    let field = &payload["{\"a\":".len()..payload.len() - 1];
+    let item = &field[1..field.len() - 1];
+    let in_deep_body = |value: &str| deep_body.replace("\"@{{payload}}\"", value);
+    let two_copies = format!(r#"{{"deep":{field},"all":{payload}}}"#);
+    let under_deep_key = format!("{}{payload}{}", r#"{"k":"#.repeat(32), "}".repeat(32));
     let configs = [
-        ("compose-template", deep_config.as_str()),
-        ("compose-template", deep_field_config.as_str()),
-        ("compose-template", deep_value_config.as_str()),
+        (
+            "compose-template",
+            deep_config.as_str(),
+            in_deep_body(&payload),
+        ),
+        (
+            "compose-template",
+            deep_field_config.as_str(),
+            in_deep_body(field),
+        ),
+        (
+            "compose-template",
+            deep_value_config.as_str(),
+            in_deep_body(item),
+        ),
         (
             "compose-template",
             r#"{"url": "https://example.com/x?v=@{{payload.a}}", "body": {"deep": "@{{payload.a}}", "all": "@{{payload}}"}}"#,
+            two_copies.clone(),
         ),
         (
             "chatbot-webhook",
             r#"{"body": [{"key": "deep", "value": "payload.a", "type": "variable"}, {"key": "all", "value": "payload", "type": "variable"}]}"#,
+            two_copies,
         ),
-        ("chatbot-webhook", deep_chatbot.as_str()),
+        ("chatbot-webhook", deep_chatbot.as_str(), under_deep_key),
     ];
-    for (name, config) in configs {
+    for (name, config, expected) in configs {
         let builtin = builtin::get(name).unwrap();
         let (_, plugin) = engine().prepare_and_load(builtin.component).unwrap();
         let out = engine()
@@ -518,8 +540,8 @@ fn builtins_run_on_the_deepest_payload_ingest_accepts() {
         let PluginAction::Deliver(sent) = out.action else {
             panic!("{name}: {:?}", out.action);
         };
-        // Too deep for serde_json to parse back (its limit is 128 levels): look at the text.
+        // Too deep for serde_json to parse back (its limit is 128 levels): compare the text.
         let body = String::from_utf8_lossy(&sent.body);
-        assert!(body.contains("[{\"a\":[\"bottom\"]}]"), "{name}: {body}");
+        assert_eq!(body, expected, "{name}: {config}");
     }
 }

@@ -210,9 +210,12 @@ impl<'de> Visitor<'de> for Node {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<BodyTemplate, A::Error> {
         let mut fields: Vec<(String, BodyTemplate)> = Vec::new();
-        // The keys once there are more than `SCANNED_KEYS` of them.
+        // The keys read so far, from the key after the first `SCANNED_KEYS` on.
         let mut many_keys: Option<BTreeSet<String>> = None;
         while let Some(ObjectKey(key)) = map.next_key()? {
+            if many_keys.is_none() && fields.len() == SCANNED_KEYS {
+                many_keys = Some(fields.iter().map(|(k, _)| k.clone()).collect());
+            }
             let duplicate = match many_keys.as_mut() {
                 Some(keys) => !keys.insert(key.as_ref().to_owned()),
                 None => fields.iter().any(|(k, _)| *k == key),
@@ -223,9 +226,6 @@ impl<'de> Visitor<'de> for Node {
                 return Err(de::Error::custom(GiveUp));
             }
             fields.push((key.into_owned(), map.next_value_seed(Node)?));
-            if many_keys.is_none() && fields.len() == SCANNED_KEYS {
-                many_keys = Some(fields.iter().map(|(k, _)| k.clone()).collect());
-            }
         }
         Ok(BodyTemplate::Object(fields))
     }
@@ -310,13 +310,12 @@ mod tests {
 
     #[test]
     fn a_body_object_with_more_keys_than_scanned_is_read_directly_and_checked_for_duplicates() {
-        let object = |n: usize, repeat: Option<usize>| {
+        // `n` keys `k0`.. with template values, then `extra` (a repeated key, written as given).
+        let object = |n: usize, extra: Option<&str>| {
             let mut keys: Vec<String> = (0..n)
                 .map(|i| format!(r#""k{i}": "@{{{{id}}}} {i}""#))
                 .collect();
-            if let Some(i) = repeat {
-                keys.push(format!(r#""k{i}": {i}"#));
-            }
+            keys.extend(extra.map(|key| format!(r#""{key}": "last""#)));
             format!(
                 r#"{{"body": {{"nested": {{{}}}, "after": 1}}}}"#,
                 keys.join(",")
@@ -331,13 +330,34 @@ mod tests {
             let text = object(n, None);
             let direct = read(&text).unwrap_or_else(|_| panic!("gave up on {n} keys"));
             assert_eq!(Ok(direct), parsed(&text), "{n} keys");
-            // A key repeated last, after the scanned ones and after the set took over,
-            // and one repeating the first key: each given up, each read right.
-            for repeat in [0, n - 1] {
-                let text = object(n, Some(repeat));
-                assert!(read(&text).is_err(), "{n} keys, k{repeat} repeated");
-                assert_eq!(Config::from_text(&text), parsed(&text));
-                assert!(Config::from_text(&text).is_ok());
+            // A key repeated after the others (found by the scan below `SCANNED_KEYS` keys,
+            // by the set from there on): the first key, the last one, and the first one
+            // spelled with an escape. Each is given up and read as a parsed object reads
+            // it: the key keeps its first place and takes the last value.
+            let last = format!("k{}", n - 1);
+            for (repeated, place, spelled) in [
+                ("k0", 0, "k0"),
+                (last.as_str(), n - 1, last.as_str()),
+                ("k0", 0, r"k\u0030"),
+            ] {
+                let text = object(n, Some(spelled));
+                assert!(read(&text).is_err(), "{n} keys, {spelled} repeated");
+                let config = Config::from_text(&text).unwrap();
+                let Some(BodyTemplate::Object(body)) = config.body else {
+                    panic!("no body")
+                };
+                let Some((_, BodyTemplate::Object(nested))) = body.first() else {
+                    panic!("no nested object")
+                };
+                assert_eq!(nested.len(), n, "{n} keys, {spelled} repeated");
+                assert_eq!(
+                    nested[place],
+                    (
+                        repeated.to_owned(),
+                        BodyTemplate::Text(Template::parse("last").unwrap())
+                    ),
+                    "{n} keys, {spelled} repeated"
+                );
             }
         }
     }

@@ -12,16 +12,21 @@
 //! and drain alone (the ingest-alone backlog delivered by a fresh gateway with
 //! workers on, producers off).
 //!
-//! Every gateway scenario gets a Redis of its own: a private `redis-server`
-//! started for it on a free port (append-only file, fsynced once a second) and
-//! stopped after it. A shared Redis carried one scenario's leftovers into the
-//! next: after a million keys were deleted it kept its grown tables and freed
-//! their memory in the background, and the next scenario ran ~25 % slower.
+//! Every gateway scenario gets a Redis of its own (ingest-only and drain-only
+//! share one: drain-only delivers ingest-only's backlog; the baseline uses
+//! none): a private `redis-server` started for it on a free port, by default
+//! with an append-only file fsynced once a second, and stopped after it. A
+//! shared Redis carried one scenario's leftovers into the next: after a million
+//! keys were deleted it kept its grown tables and freed their memory in the
+//! background, and the next scenario ran ~24 % slower. A bench killed by a
+//! signal leaves its running server and that server's directory (under the
+//! temp dir, `gw-redis-*`) behind.
 //!
 //! Options (all optional): `--duration SECS` (10), `--concurrency N` (64),
 //! `--gateway-bin PATH` (`target/release/gateway`), `--out FILE`
 //! (`bench-results/results.json`), `--redis-persistence none|everysec|always`
-//! (everysec: the private servers' `appendfsync`, or no append-only file),
+//! (the private servers' append-only file: none, or fsynced every second
+//! (the default) or before every answer; ignored with `--redis-url`),
 //! `--redis-url URL` (use that Redis for every scenario instead, deleting each
 //! scenario's keys after it), `--scenarios a,b,...`,
 //! `--plugin-bench FILE` (output of the plugin micro-benchmark to include),
@@ -1456,7 +1461,11 @@ async fn main() -> Result<()> {
             Some(url) => json!({"server": "shared", "url": url}),
             None => json!({
                 "server": "private per scenario",
-                "persistence": format!("{:?}", options.redis_persistence),
+                "persistence": match options.redis_persistence {
+                    Persistence::None => "none",
+                    Persistence::EverySecond => "everysec",
+                    Persistence::Always => "always",
+                },
                 "version": redis_server_version(),
             }),
         },
