@@ -464,6 +464,7 @@ struct CpuMeter {
     gateway_pid: u32,
     gateway: Duration,
     redis: Duration,
+    redis_calls: RedisCalls,
     bench: Duration,
     machine: (f64, f64),
 }
@@ -484,6 +485,7 @@ impl CpuMeter {
                 cpu_of(gateway_pid)?
             },
             redis: redis.cpu().await?,
+            redis_calls: redis.calls().await?,
             bench: cpu_of(std::process::id())?,
             machine: machine_cpu(),
         })
@@ -493,6 +495,7 @@ impl CpuMeter {
     async fn record(self, redis: &mut RedisProbe, outcome: &mut Outcome) -> Result<()> {
         outcome.gateway_cpu_s = Some((cpu_of(self.gateway_pid)? - self.gateway).as_secs_f64());
         outcome.redis_cpu_s = Some((redis.cpu().await? - self.redis).as_secs_f64());
+        outcome.redis_calls = Some(redis.calls().await?.since(self.redis_calls));
         outcome.bench_cpu_s = (cpu_of(std::process::id())? - self.bench).as_secs_f64();
         outcome.peak_rss_mib = Some(peak_rss_mib(self.gateway_pid)?);
         outcome.machine(machine_cpu_since(self.machine));
@@ -550,6 +553,15 @@ impl RedisProbe {
         Ok(Duration::from_secs_f64(sum))
     }
 
+    /// Commands Redis has run since its start (or its last `CONFIG RESETSTAT`).
+    async fn calls(&mut self) -> Result<RedisCalls> {
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query_async(&mut self.conn)
+            .await?;
+        Ok(RedisCalls::from_commandstats(&info))
+    }
+
     /// Deletes every key under `prefix` (hash-tagged ones too), bounded.
     async fn cleanup(&mut self, prefix: &str) -> Result<()> {
         for pattern in [format!("{prefix}:*"), format!("{{{prefix}:*")] {
@@ -576,6 +588,46 @@ impl RedisProbe {
             }
         }
         Ok(())
+    }
+}
+
+/// Command counts from `INFO commandstats`.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct RedisCalls {
+    /// `EVALSHA` calls.
+    scripts: u64,
+    /// Every command, those run by scripts included.
+    commands: u64,
+}
+
+impl RedisCalls {
+    fn from_commandstats(info: &str) -> Self {
+        let mut calls = Self::default();
+        for line in info.lines() {
+            let Some((name, stats)) = line
+                .strip_prefix("cmdstat_")
+                .and_then(|l| l.split_once(':'))
+            else {
+                continue;
+            };
+            let count = stats
+                .split(',')
+                .find_map(|kv| kv.strip_prefix("calls="))
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0);
+            calls.commands += count;
+            if name == "evalsha" {
+                calls.scripts += count;
+            }
+        }
+        calls
+    }
+
+    fn since(self, start: Self) -> Self {
+        Self {
+            scripts: self.scripts.saturating_sub(start.scripts),
+            commands: self.commands.saturating_sub(start.commands),
+        }
     }
 }
 
@@ -735,12 +787,18 @@ struct Outcome {
     p999_ms: Option<f64>,
     gateway_cpu_s: Option<f64>,
     redis_cpu_s: Option<f64>,
+    /// Redis commands run while measured (`INFO commandstats`).
+    redis_calls: Option<RedisCalls>,
     bench_cpu_s: f64,
     /// Busy CPU of the machine not spent by the gateway, Redis or this process.
     other_cpu_s: f64,
     steal_s: f64,
     gateway_us_per_event: Option<f64>,
     redis_us_per_event: Option<f64>,
+    /// Batched script calls (`EVALSHA`) per event: how well group commit gathers.
+    scripts_per_event: Option<f64>,
+    /// Redis commands per event, those run inside scripts included.
+    commands_per_event: Option<f64>,
     peak_rss_mib: Option<f64>,
     lost: Option<u64>,
     duplicated: u64,
@@ -766,6 +824,10 @@ impl Outcome {
             let per = |cpu: Option<f64>| cpu.map(|c| c * 1e6 / events as f64);
             self.gateway_us_per_event = per(self.gateway_cpu_s);
             self.redis_us_per_event = per(self.redis_cpu_s);
+            if let Some(calls) = self.redis_calls {
+                self.scripts_per_event = Some(calls.scripts as f64 / events as f64);
+                self.commands_per_event = Some(calls.commands as f64 / events as f64);
+            }
         }
     }
 
@@ -792,6 +854,7 @@ impl Outcome {
             "latency_ms": {"p50": self.p50_ms.map(round), "p99": self.p99_ms.map(round), "p99_9": self.p999_ms.map(round)},
             "cpu_s": {"gateway": self.gateway_cpu_s.map(round), "redis": self.redis_cpu_s.map(round), "bench": round(self.bench_cpu_s)},
             "cpu_us_per_delivered": {"gateway": self.gateway_us_per_event.map(round), "redis": self.redis_us_per_event.map(round), "load_generator": self.bench_us_per_event().map(round)},
+            "redis_per_delivered": {"script_calls": self.scripts_per_event.map(|x| (x * 1000.0).round() / 1000.0), "commands": self.commands_per_event.map(round)},
             "machine_cpu_s": {"other_processes": round(self.other_cpu_s), "steal": round(self.steal_s)},
             "gateway_peak_rss_mib": self.peak_rss_mib.map(round),
             "lost": self.lost,
@@ -1126,6 +1189,7 @@ impl Bench {
         if want_drain {
             let log = self.log_path("drain-only");
             let redis_cpu = redis.probe.cpu().await?;
+            let redis_calls = redis.probe.calls().await?;
             let bench = cpu_of(std::process::id())?;
             let machine = machine_cpu();
             let gateway =
@@ -1134,6 +1198,7 @@ impl Bench {
             // /readyz; Redis, this process and the machine from before it started.
             let meter = CpuMeter {
                 redis: redis_cpu,
+                redis_calls,
                 bench,
                 machine,
                 ..CpuMeter::start(&mut redis.probe, gateway.pid, true).await?
@@ -1333,11 +1398,11 @@ fn spread_table(rounds: &[Vec<Outcome>]) -> String {
 
 fn table(outcomes: &[Outcome]) -> String {
     let mut out = String::new();
-    out.push_str("| scenario | accepted/s | delivered/s | p50 ms | p99 ms | p99.9 ms | gw CPU µs/ev | Redis CPU µs/ev | gw peak RSS MiB | load-gen CPU µs/ev | other CPU s | lost | dup | × baseline |\n");
-    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    out.push_str("| scenario | accepted/s | delivered/s | p50 ms | p99 ms | p99.9 ms | gw CPU µs/ev | Redis CPU µs/ev | Redis scripts/ev | gw peak RSS MiB | load-gen CPU µs/ev | other CPU s | lost | dup | × baseline |\n");
+    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for o in outcomes {
         out.push_str(&format!(
-            "| {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {} | {} | {} |\n",
+            "| {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {} | {} | {} |\n",
             o.name,
             o.accepted_per_s,
             if o.delivered > 0 {
@@ -1350,6 +1415,7 @@ fn table(outcomes: &[Outcome]) -> String {
             opt(o.p999_ms, 2),
             opt(o.gateway_us_per_event, 1),
             opt(o.redis_us_per_event, 1),
+            opt(o.scripts_per_event, 3),
             opt(o.peak_rss_mib, 1),
             opt(o.bench_us_per_event(), 1),
             o.other_cpu_s,
@@ -1489,8 +1555,42 @@ async fn main() -> Result<()> {
         "delivered/s: requests that reached the receiver per second from the first request to the last \
          (fan-out counts each endpoint); ingest-only: CPU per accepted event; other CPU s: busy CPU of \
          the machine not used by the gateway, Redis or the load generator during the scenario (interference); \
+         Redis scripts/ev: batched script calls (EVALSHA) per event (a delivered event makes two calls, so 2 / this is the mean batch size); \
          × baseline: delivered/s (accepted/s for ingest-only) over the baseline's."
     );
     println!("JSON: {}", options.out.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RedisCalls;
+
+    #[test]
+    fn commandstats_counts_script_calls_and_every_command() {
+        let info = "# Commandstats\r\n\
+            cmdstat_zadd:calls=30,usec=38,usec_per_call=1.27,rejected_calls=0,failed_calls=0\r\n\
+            cmdstat_evalsha:calls=4,usec=900,usec_per_call=225.00,rejected_calls=0,failed_calls=1\r\n\
+            cmdstat_script|load:calls=2,usec=90,usec_per_call=45.00,rejected_calls=0,failed_calls=0\r\n\
+            cmdstat_hset:calls=10,usec=22,usec_per_call=2.24,rejected_calls=0,failed_calls=0\r\n";
+        let calls = RedisCalls::from_commandstats(info);
+        assert_eq!(
+            calls,
+            RedisCalls {
+                scripts: 4,
+                commands: 46
+            }
+        );
+        let later = RedisCalls {
+            scripts: 10,
+            commands: 100,
+        };
+        assert_eq!(
+            later.since(calls),
+            RedisCalls {
+                scripts: 6,
+                commands: 54
+            }
+        );
+    }
 }
