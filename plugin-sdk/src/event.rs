@@ -17,6 +17,11 @@ const ROOTS: &[&str] = &[
     "payload",
 ];
 
+/// The error for an event payload that is not JSON, however it is read.
+pub(crate) fn payload_not_json(e: serde_json::Error) -> Error {
+    Error::new(format!("event payload is not JSON: {e}"))
+}
+
 /// One event, as the gateway accepted it.
 ///
 /// ```
@@ -142,8 +147,7 @@ impl Event {
         let payload = if payload.trim().is_empty() {
             Value::Null
         } else {
-            serde_json::from_str(payload)
-                .map_err(|e| Error::new(format!("event payload is not JSON: {e}")))?
+            serde_json::from_str(payload).map_err(payload_not_json)?
         };
         Ok(Self {
             id: id.into(),
@@ -225,7 +229,7 @@ impl Event {
     /// assert_eq!(event.lookup_text("payload.nope"), None);
     /// ```
     pub fn lookup_text(&self, path: &str) -> Option<String> {
-        self.lookup(path).map(|v| value_to_text(&v))
+        self.lookup_ref(path).map(|v| value_to_text(&v))
     }
 
     /// Checks that a path is one [`Event::lookup`] understands (a known

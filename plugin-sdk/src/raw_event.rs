@@ -23,7 +23,7 @@ use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use crate::event::{follow_segments, lookup_value, resolve_path, split_root};
+use crate::event::{follow_segments, lookup_value, payload_not_json, resolve_path, split_root};
 use crate::{Error, Event};
 
 /// An event exactly as the gateway passed it: the payload is still JSON text.
@@ -77,22 +77,18 @@ impl<'a> RawEvent<'a> {
             Payload::Parsed(Value::Null)
         } else if text.starts_with('{') {
             Payload::Object {
-                fields: serde_json::from_str::<Fields<'a>>(self.payload).map_err(not_json)?,
+                fields: serde_json::from_str::<Fields<'a>>(self.payload)
+                    .map_err(payload_not_json)?,
                 whole: OnceCell::new(),
             }
         } else {
-            Payload::Parsed(serde_json::from_str(self.payload).map_err(not_json)?)
+            Payload::Parsed(serde_json::from_str(self.payload).map_err(payload_not_json)?)
         };
         Ok(LazyEvent {
             raw: *self,
             payload,
         })
     }
-}
-
-/// The error [`Event::from_parts`] gives for a payload that is not JSON.
-fn not_json(e: serde_json::Error) -> Error {
-    Error::new(format!("event payload is not JSON: {e}"))
 }
 
 /// An event whose payload is read where a path asks: its [`Lookup::lookup_ref`]
@@ -155,11 +151,6 @@ impl Field<'_> {
 }
 
 impl<'a> LazyEvent<'a> {
-    /// The event's fields as the gateway passed them.
-    pub fn raw(&self) -> &RawEvent<'a> {
-        &self.raw
-    }
-
     /// The payload part of a lookup: `rest` is the path after `payload.`.
     fn payload_lookup(&self, rest: Option<&str>) -> Option<&Value> {
         let (fields, whole) = match &self.payload {

@@ -20,6 +20,24 @@ pub enum Persistence {
     Always,
 }
 
+impl Persistence {
+    /// Its name on the benchmark's command line: `none`, `everysec` or `always`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Persistence::None => "none",
+            Persistence::EverySecond => "everysec",
+            Persistence::Always => "always",
+        }
+    }
+
+    /// The persistence named `name` ([`Persistence::name`]).
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::None, Self::EverySecond, Self::Always]
+            .into_iter()
+            .find(|p| p.name() == name)
+    }
+}
+
 /// A private redis-server.
 pub struct RedisServer {
     child: Option<Child>,

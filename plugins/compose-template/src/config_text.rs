@@ -12,7 +12,6 @@
 //! duplicate key, an unknown field), so both give the same config or the same
 //! error message (tested on a corpus of good and bad configs).
 
-use std::collections::BTreeSet;
 use std::fmt;
 
 use plugin_sdk::raw_event::ObjectKey;
@@ -26,9 +25,9 @@ use crate::config::{
 use crate::template::Template;
 
 /// Keys of one body object checked for a duplicate by comparing each with
-/// those before it; past this many, an object's keys go into a sorted set
-/// and each new one is looked up there.
-pub const SCANNED_KEYS: usize = 32;
+/// those before it as it is read; an object with more is checked once it has
+/// been read, by sorting references to its keys.
+const SCANNED_KEYS: usize = 32;
 
 impl Config {
     /// Parses a config's JSON text: the same result as `Config::parse` on the
@@ -43,7 +42,7 @@ impl Config {
 
 /// Why the direct reading gave up; the caller goes the long way for the answer.
 #[derive(Debug)]
-pub struct GiveUp;
+pub(crate) struct GiveUp;
 
 impl fmt::Display for GiveUp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -60,7 +59,7 @@ impl de::Error for GiveUp {
 }
 
 /// Reads a config straight from its text, or gives up.
-pub fn read(text: &str) -> Result<Config, GiveUp> {
+pub(crate) fn read(text: &str) -> Result<Config, GiveUp> {
     if text.trim().is_empty() {
         return Ok(Config::default());
     }
@@ -209,23 +208,21 @@ impl<'de> Visitor<'de> for Node {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<BodyTemplate, A::Error> {
+        // A duplicate keeps the first one's place and the last one's value in a
+        // parsed object; left to `Config::parse`.
         let mut fields: Vec<(String, BodyTemplate)> = Vec::new();
-        // The keys read so far, from the key after the first `SCANNED_KEYS` on.
-        let mut many_keys: Option<BTreeSet<String>> = None;
         while let Some(ObjectKey(key)) = map.next_key()? {
-            if many_keys.is_none() && fields.len() == SCANNED_KEYS {
-                many_keys = Some(fields.iter().map(|(k, _)| k.clone()).collect());
-            }
-            let duplicate = match many_keys.as_mut() {
-                Some(keys) => !keys.insert(key.as_ref().to_owned()),
-                None => fields.iter().any(|(k, _)| *k == key),
-            };
-            // A duplicate keeps the first one's place and the last one's value in a
-            // parsed object; left to `Config::parse`.
-            if duplicate {
+            if fields.len() < SCANNED_KEYS && fields.iter().any(|(k, _)| *k == key) {
                 return Err(de::Error::custom(GiveUp));
             }
             fields.push((key.into_owned(), map.next_value_seed(Node)?));
+        }
+        if fields.len() > SCANNED_KEYS {
+            let mut keys: Vec<&str> = fields.iter().map(|(k, _)| k.as_str()).collect();
+            keys.sort_unstable();
+            if keys.windows(2).any(|pair| pair[0] == pair[1]) {
+                return Err(de::Error::custom(GiveUp));
+            }
         }
         Ok(BodyTemplate::Object(fields))
     }

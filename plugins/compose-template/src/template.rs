@@ -232,7 +232,7 @@ pub fn write_json_value(out: &mut Vec<u8>, value: &Value) {
 /// Appends JSON text without the whitespace between its tokens; strings are
 /// copied as they are, escapes included. `text` must be valid JSON (a closed
 /// string is what ends a string here).
-pub fn write_json_compact(out: &mut Vec<u8>, text: &str) {
+pub(crate) fn write_json_compact(out: &mut Vec<u8>, text: &str) {
     let mut rest = text.as_bytes();
     while !rest.is_empty() {
         let stop = rest

@@ -129,12 +129,9 @@ fn parse_options() -> Result<Options> {
             "--out" => options.out = value.into(),
             "--redis-url" => options.redis_url = Some(value),
             "--redis-persistence" => {
-                options.redis_persistence = match value.as_str() {
-                    "none" => Persistence::None,
-                    "everysec" => Persistence::EverySecond,
-                    "always" => Persistence::Always,
-                    other => bail!("--redis-persistence: none, everysec or always, not {other}"),
-                }
+                options.redis_persistence = Persistence::from_name(&value).with_context(|| {
+                    format!("--redis-persistence: none, everysec or always, not {value}")
+                })?
             }
             "--scenarios" => {
                 options.scenarios = value.split(',').map(|s| s.trim().to_string()).collect();
@@ -657,7 +654,7 @@ impl ScenarioRedis {
     /// Done with it: a private server is stopped (its files go with it); from a shared
     /// one the scenario's keys (under `prefix`) are deleted.
     async fn finish(mut self, prefix: &str) -> Result<()> {
-        match self.server.take() {
+        match self.server {
             Some(mut server) => {
                 server.kill().await;
                 Ok(())
@@ -854,7 +851,7 @@ impl Outcome {
             "latency_ms": {"p50": self.p50_ms.map(round), "p99": self.p99_ms.map(round), "p99_9": self.p999_ms.map(round)},
             "cpu_s": {"gateway": self.gateway_cpu_s.map(round), "redis": self.redis_cpu_s.map(round), "bench": round(self.bench_cpu_s)},
             "cpu_us_per_delivered": {"gateway": self.gateway_us_per_event.map(round), "redis": self.redis_us_per_event.map(round), "load_generator": self.bench_us_per_event().map(round)},
-            "redis_per_delivered": {"script_calls": self.scripts_per_event.map(|x| (x * 1000.0).round() / 1000.0), "commands": self.commands_per_event.map(round)},
+            "redis_per_delivered": {"script_calls": self.scripts_per_event.map(round), "commands": self.commands_per_event.map(round)},
             "machine_cpu_s": {"other_processes": round(self.other_cpu_s), "steal": round(self.steal_s)},
             "gateway_peak_rss_mib": self.peak_rss_mib.map(round),
             "lost": self.lost,
@@ -1527,11 +1524,7 @@ async fn main() -> Result<()> {
             Some(url) => json!({"server": "shared", "url": url}),
             None => json!({
                 "server": "private per scenario",
-                "persistence": match options.redis_persistence {
-                    Persistence::None => "none",
-                    Persistence::EverySecond => "everysec",
-                    Persistence::Always => "always",
-                },
+                "persistence": options.redis_persistence.name(),
                 "version": redis_server_version(),
             }),
         },
