@@ -58,7 +58,9 @@ use sha2::Sha256;
 use tokio::process::{Child, Command};
 
 mod bare_http;
+mod counters;
 use bare_http::{Arrival, Connection, PostError, Target};
+use counters::{Counts, PerfStat};
 use gateway_e2e::process::free_port;
 use gateway_e2e::redis_server::{Persistence, RedisServer};
 
@@ -99,6 +101,8 @@ struct Options {
     perf: Option<PathBuf>,
     rate: Option<f64>,
     repeat: usize,
+    /// Read hardware counters of the gateway and Redis with `perf stat`.
+    counters: bool,
 }
 
 fn parse_options() -> Result<Options> {
@@ -116,6 +120,7 @@ fn parse_options() -> Result<Options> {
         perf: None,
         rate: None,
         repeat: 1,
+        counters: true,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -147,6 +152,13 @@ fn parse_options() -> Result<Options> {
             "--perf" => options.perf = Some(value.into()),
             "--rate" => options.rate = Some(value.parse()?),
             "--repeat" => options.repeat = value.parse()?,
+            "--counters" => {
+                options.counters = match value.as_str() {
+                    "on" => true,
+                    "off" => false,
+                    _ => bail!("--counters: on or off, not {value}"),
+                }
+            }
             other => bail!("unknown option {other}"),
         }
     }
@@ -464,17 +476,29 @@ struct CpuMeter {
     redis_calls: RedisCalls,
     bench: Duration,
     machine: (f64, f64),
+    /// Hardware counters of the gateway and of Redis, when asked for and available.
+    gateway_counters: Option<PerfStat>,
+    redis_counters: Option<PerfStat>,
 }
 
 impl CpuMeter {
     /// Starts measuring. `gateway_from_start` counts the gateway's CPU from its process start
-    /// (for a gateway started after this call, whose work begins before it answers).
+    /// (for a gateway started after this call, whose work begins before it answers; no
+    /// hardware counters then, as they would miss that start). `counters`: read hardware
+    /// counters too.
     async fn start(
         redis: &mut RedisProbe,
         gateway_pid: u32,
         gateway_from_start: bool,
+        counters: bool,
     ) -> Result<Self> {
+        let counters = counters && !gateway_from_start;
         Ok(Self {
+            gateway_counters: counters.then(|| PerfStat::start(gateway_pid)).flatten(),
+            redis_counters: redis
+                .pid
+                .filter(|_| counters)
+                .and_then(PerfStat::start),
             gateway_pid,
             gateway: if gateway_from_start {
                 Duration::ZERO
@@ -496,6 +520,12 @@ impl CpuMeter {
         outcome.bench_cpu_s = (cpu_of(std::process::id())? - self.bench).as_secs_f64();
         outcome.peak_rss_mib = Some(peak_rss_mib(self.gateway_pid)?);
         outcome.machine(machine_cpu_since(self.machine));
+        if let Some(counters) = self.gateway_counters {
+            outcome.gateway_counts = counters.stop().await;
+        }
+        if let Some(counters) = self.redis_counters {
+            outcome.redis_counts = counters.stop().await;
+        }
         Ok(())
     }
 }
@@ -797,6 +827,9 @@ struct Outcome {
     /// Redis commands per event, those run inside scripts included.
     commands_per_event: Option<f64>,
     peak_rss_mib: Option<f64>,
+    /// Hardware counters while measured (see counters.rs).
+    gateway_counts: Option<Counts>,
+    redis_counts: Option<Counts>,
     lost: Option<u64>,
     duplicated: u64,
     unexpected: u64,
@@ -830,11 +863,7 @@ impl Outcome {
 
     /// CPU of this process (producers and receiver) per delivered (or accepted) event.
     fn bench_us_per_event(&self) -> Option<f64> {
-        let n = if self.delivered > 0 {
-            self.delivered
-        } else {
-            self.accepted
-        };
+        let n = self.events();
         (n > 0).then(|| self.bench_cpu_s * 1e6 / n as f64)
     }
 
@@ -852,6 +881,7 @@ impl Outcome {
             "cpu_s": {"gateway": self.gateway_cpu_s.map(round), "redis": self.redis_cpu_s.map(round), "bench": round(self.bench_cpu_s)},
             "cpu_us_per_delivered": {"gateway": self.gateway_us_per_event.map(round), "redis": self.redis_us_per_event.map(round), "load_generator": self.bench_us_per_event().map(round)},
             "redis_per_delivered": {"script_calls": self.scripts_per_event.map(round), "commands": self.commands_per_event.map(round)},
+            "hardware_counters": {"gateway": counts_json(self.gateway_counts, self.events()), "redis": counts_json(self.redis_counts, self.events())},
             "machine_cpu_s": {"other_processes": round(self.other_cpu_s), "steal": round(self.steal_s)},
             "gateway_peak_rss_mib": self.peak_rss_mib.map(round),
             "lost": self.lost,
@@ -861,6 +891,37 @@ impl Outcome {
             "statuses": self.statuses,
             "ratio_to_baseline": self.ratio.map(round),
         })
+    }
+}
+
+/// Counts as JSON: totals, per event and per cycle.
+fn counts_json(counts: Option<Counts>, events: u64) -> Value {
+    counts.map_or(Value::Null, |c| {
+        json!({
+            "instructions": c.instructions,
+            "cycles": c.cycles,
+            "instructions_per_event": (events > 0).then(|| round(c.instructions as f64 / events as f64)),
+            "ipc": c.ipc().map(round),
+        })
+    })
+}
+
+impl Outcome {
+    /// Events the CPU and counters are divided by: delivered, or accepted when none were.
+    fn events(&self) -> u64 {
+        if self.delivered > 0 {
+            self.delivered
+        } else {
+            self.accepted
+        }
+    }
+
+    /// Thousands of instructions per event of one process's counts.
+    fn kinstructions_per_event(&self, counts: Option<Counts>) -> Option<f64> {
+        let n = self.events();
+        counts
+            .filter(|_| n > 0)
+            .map(|c| c.instructions as f64 / 1e3 / n as f64)
     }
 }
 
@@ -1068,7 +1129,7 @@ impl Bench {
             .setup_tenant(&gateway, &receiver_base, endpoints, plugin)
             .await?;
         receiver.reset(endpoints, secrets)?;
-        let meter = CpuMeter::start(&mut redis.probe, gateway.pid, false).await?;
+        let meter = CpuMeter::start(&mut redis.probe, gateway.pid, false, self.options.counters).await?;
         let perf = match &self.options.perf {
             Some(file) => Some(
                 Command::new("perf")
@@ -1159,7 +1220,7 @@ impl Bench {
             .setup_tenant(&gateway, &receiver_base, 1, false)
             .await?;
         receiver.reset(1, secrets)?;
-        let meter = CpuMeter::start(&mut redis.probe, gateway.pid, false).await?;
+        let meter = CpuMeter::start(&mut redis.probe, gateway.pid, false, self.options.counters).await?;
         let produced = produce(
             &format!("{}/v1/events", gateway.base),
             Some(&key),
@@ -1198,7 +1259,7 @@ impl Bench {
                 redis_calls,
                 bench,
                 machine,
-                ..CpuMeter::start(&mut redis.probe, gateway.pid, true).await?
+                ..CpuMeter::start(&mut redis.probe, gateway.pid, true, false).await?
             };
             let drain = wait_drain(
                 &receiver,
@@ -1357,7 +1418,7 @@ fn medians(rounds: &[Vec<Outcome>]) -> Vec<Outcome> {
 }
 
 /// Min, median and max of each scenario's rate, gateway CPU per event and ratio to its
-/// round's baseline, over the rounds.
+/// round's baseline, over the rounds; and the best run over the best baseline run.
 fn spread_table(rounds: &[Vec<Outcome>]) -> String {
     fn span(mut values: Vec<f64>, digits: usize) -> String {
         if values.is_empty() {
@@ -1374,12 +1435,19 @@ fn spread_table(rounds: &[Vec<Outcome>]) -> String {
         )
     }
     let mut out = String::new();
-    out.push_str("| scenario | runs | rate/s min / median / max | gw CPU µs/ev min / median / max | × baseline (same round) min / median / max |\n");
-    out.push_str("|---|---:|---:|---:|---:|\n");
+    let best = |name: &str| {
+        runs_of(rounds, name)
+            .iter()
+            .map(|r| rate_of(r))
+            .fold(0.0, f64::max)
+    };
+    let best_baseline = best("baseline");
+    out.push_str("| scenario | runs | rate/s min / median / max | gw CPU µs/ev min / median / max | × baseline (same round) min / median / max | best run × best baseline |\n");
+    out.push_str("|---|---:|---:|---:|---:|---:|\n");
     for o in rounds.first().map(Vec::as_slice).unwrap_or_default() {
         let runs = runs_of(rounds, &o.name);
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} |\n",
             o.name,
             runs.len(),
             span(runs.iter().map(|r| rate_of(r)).collect(), 0),
@@ -1388,6 +1456,10 @@ fn spread_table(rounds: &[Vec<Outcome>]) -> String {
                 1
             ),
             span(runs.iter().filter_map(|r| r.ratio).collect(), 3),
+            opt(
+                (best_baseline > 0.0).then(|| best(&o.name) / best_baseline),
+                3
+            ),
         ));
     }
     out
@@ -1422,6 +1494,31 @@ fn table(outcomes: &[Outcome]) -> String {
         ));
     }
     out
+}
+
+/// Instructions per event and per cycle of the gateway and of Redis; `None` when no
+/// scenario has counts.
+fn counters_table(outcomes: &[Outcome]) -> Option<String> {
+    if !outcomes
+        .iter()
+        .any(|o| o.gateway_counts.is_some() || o.redis_counts.is_some())
+    {
+        return None;
+    }
+    let mut out = String::new();
+    out.push_str("| scenario | gw k-instructions/ev | gw instructions/cycle | Redis k-instructions/ev | Redis instructions/cycle |\n");
+    out.push_str("|---|---:|---:|---:|---:|\n");
+    for o in outcomes {
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} |\n",
+            o.name,
+            opt(o.kinstructions_per_event(o.gateway_counts), 1),
+            opt(o.gateway_counts.and_then(|c| c.ipc()), 2),
+            opt(o.kinstructions_per_event(o.redis_counts), 1),
+            opt(o.redis_counts.and_then(|c| c.ipc()), 2),
+        ));
+    }
+    Some(out)
 }
 
 fn machine() -> Value {
@@ -1543,6 +1640,9 @@ async fn main() -> Result<()> {
     println!("{}", table(&outcomes));
     if options.repeat > 1 {
         println!("{}", spread_table(&rounds));
+    }
+    if let Some(counters) = counters_table(&outcomes) {
+        println!("{counters}");
     }
     println!(
         "delivered/s: requests that reached the receiver per second from the first request to the last \
