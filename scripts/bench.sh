@@ -16,6 +16,17 @@ bash scripts/prepare.sh
 mkdir -p bench-results
 log() { echo "bench.sh: $*" >&2; }
 
+# Hardware counters (instructions and cycles per event) come from `perf stat`;
+# without it the benchmark runs and leaves those columns empty.
+if ! command -v perf >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  log "installing perf (linux-perf) for the hardware counters"
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  { $sudo apt-get update -qq &&
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq linux-perf; } >/dev/null 2>&1 ||
+    log "could not install perf: no hardware counters in this run"
+fi
+
 log "building (release)"
 cargo build --release --locked -p gateway --bin gateway
 cargo build --release --locked -p gateway-e2e --bin bench

@@ -40,10 +40,8 @@ pub struct PerfStat {
 impl PerfStat {
     /// Attaches to `pid`; `None` (after saying why on stderr) when `perf` cannot be run.
     pub fn start(pid: u32) -> Option<Self> {
-        let out = std::env::temp_dir().join(format!(
-            "bench-perf-stat-{}-{pid}.csv",
-            std::process::id()
-        ));
+        let out =
+            std::env::temp_dir().join(format!("bench-perf-stat-{}-{pid}.csv", std::process::id()));
         let child = Command::new("perf")
             .args(["stat", "-x", ",", "-e", "instructions,cycles", "-p"])
             .arg(pid.to_string())
