@@ -464,6 +464,38 @@ mod tests {
         }
     }
 
+    /// The event's own fields, by literal expectation (the corpus test above compares the
+    /// two readers, which share `resolve_path` for these roots).
+    #[test]
+    fn event_fields_are_found_by_both_readers() {
+        let raw = raw(PAYLOADS[0]);
+        let parsed = raw.parse().unwrap();
+        let lazy = raw.lazy().unwrap();
+        let text = |s: &str| Some(Value::String(s.to_owned()));
+        for (path, want) in [
+            ("id", text("evt_1")),
+            ("type", text("whatsapp:message:in")),
+            ("event", text("whatsapp:message:in")),
+            ("tenant", text("ten_1")),
+            ("channel", text("whatsapp")),
+            ("created_at", text("2024-05-01T10:00:00Z")),
+            ("payload.status", text("read")),
+            ("id.x", None),
+            ("channel.0", None),
+            ("nope", None),
+            ("", None),
+        ] {
+            assert_eq!(Lookup::lookup(&lazy, path), want, "lazy {path:?}");
+            assert_eq!(parsed.lookup(path), want, "parsed {path:?}");
+        }
+        let no_channel = RawEvent {
+            channel: None,
+            ..raw
+        };
+        assert_eq!(Lookup::lookup(&no_channel.lazy().unwrap(), "channel"), None);
+        assert_eq!(no_channel.parse().unwrap().lookup("channel"), None);
+    }
+
     #[test]
     fn the_trait_answers_as_the_inherent_methods() {
         let raw = raw(PAYLOADS[1]);
