@@ -7,7 +7,7 @@
 #   scripts/bench.sh --duration 5 --concurrency 32 --scenarios baseline,compose-template
 #   scripts/bench.sh --repeat 3            # every scenario 3 times: median table + spread table
 #
-# Options are passed to the bench binary (tests/src/bin/bench.rs); see its header.
+# Options are passed to the bench binary (tests/src/bin/bench/main.rs); see its header.
 # Not part of the test suite. Everything runs on this machine, on loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,15 +16,20 @@ bash scripts/prepare.sh
 mkdir -p bench-results
 log() { echo "bench.sh: $*" >&2; }
 
-# Hardware counters (instructions and cycles per event) come from `perf stat`;
-# without it the benchmark runs and leaves those columns empty.
+# Hardware counters (instructions and cycles per event) come from `perf stat`
+# (Debian's linux-perf); without it the benchmark runs and leaves them out.
 if ! command -v perf >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
-  log "installing perf (linux-perf) for the hardware counters"
+  log "installing perf (Debian's linux-perf) for the hardware counters"
   sudo=""
-  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo -n"; fi
   { $sudo apt-get update -qq &&
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq linux-perf; } >/dev/null 2>&1 ||
     log "could not install perf: no hardware counters in this run"
+fi
+if command -v perf >/dev/null 2>&1 && ! perf stat -e instructions true >/dev/null 2>&1; then
+  log "perf cannot count here (no PMU in this VM, or kernel.perf_event_paranoid is" \
+    "$(cat /proc/sys/kernel/perf_event_paranoid 2>/dev/null || echo '?'): run as root or lower it):" \
+    "no hardware counters in this run"
 fi
 
 log "building (release)"

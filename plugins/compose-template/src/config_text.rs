@@ -305,7 +305,7 @@ mod tests {
     }
 
     #[test]
-    fn what_is_given_up_gets_config_parse_s_answer() {
+    fn given_up_configs_get_the_answer_config_parse_gives() {
         for (text, answer) in GIVEN_UP {
             assert!(read(text).is_err(), "read directly: {text}");
             let got = Config::from_text(text)

@@ -37,8 +37,11 @@
 //! closed-loop `compose-template` scenario reached in the first round), `--repeat N`
 //! (1: run every scenario N times, round after round; the table shows each
 //! scenario's median run by rate, with that run's ratio to its own round's
-//! baseline, and a second table the spread; failed runs are left out of both
-//! unless every run failed).
+//! baseline, and a second table the spread, with each scenario's best run over
+//! the best baseline run, also in the JSON as `best_of_rounds`; failed runs are
+//! left out of both unless every run failed), `--counters on|off` (on: attach
+//! `perf stat` to the gateway and to Redis for their instructions and cycles per
+//! event, see counters.rs; a table of its own and `hardware_counters` in the JSON).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -493,9 +496,16 @@ impl CpuMeter {
         counters: bool,
     ) -> Result<Self> {
         let counters = counters && !gateway_from_start;
+        let gateway_counters = counters.then(|| PerfStat::start(gateway_pid)).flatten();
+        let redis_counters = redis.pid.filter(|_| counters).and_then(PerfStat::start);
+        if gateway_counters.is_some() || redis_counters.is_some() {
+            // perf attaches to each thread after it starts; the gateway is idle until the
+            // producers start, so waiting here loses nothing from the count.
+            tokio::time::sleep(PerfStat::ATTACH).await;
+        }
         Ok(Self {
-            gateway_counters: counters.then(|| PerfStat::start(gateway_pid)).flatten(),
-            redis_counters: redis.pid.filter(|_| counters).and_then(PerfStat::start),
+            gateway_counters,
+            redis_counters,
             gateway_pid,
             gateway: if gateway_from_start {
                 Duration::ZERO
@@ -517,12 +527,14 @@ impl CpuMeter {
         outcome.bench_cpu_s = (cpu_of(std::process::id())? - self.bench).as_secs_f64();
         outcome.peak_rss_mib = Some(peak_rss_mib(self.gateway_pid)?);
         outcome.machine(machine_cpu_since(self.machine));
-        if let Some(counters) = self.gateway_counters {
-            outcome.gateway_counts = counters.stop().await;
-        }
-        if let Some(counters) = self.redis_counters {
-            outcome.redis_counts = counters.stop().await;
-        }
+        let stop = |counters: Option<PerfStat>| async move {
+            match counters {
+                Some(counters) => counters.stop().await,
+                None => None,
+            }
+        };
+        (outcome.gateway_counts, outcome.redis_counts) =
+            tokio::join!(stop(self.gateway_counters), stop(self.redis_counters));
         Ok(())
     }
 }
@@ -891,13 +903,15 @@ impl Outcome {
     }
 }
 
-/// Counts as JSON: totals, per event and per cycle.
+/// Counts as JSON: totals, per delivered request (per accepted event when none were
+/// delivered, as `cpu_us_per_delivered`) and per cycle.
 fn counts_json(counts: Option<Counts>, events: u64) -> Value {
     counts.map_or(Value::Null, |c| {
         json!({
             "instructions": c.instructions,
             "cycles": c.cycles,
-            "instructions_per_event": (events > 0).then(|| round(c.instructions as f64 / events as f64)),
+            "instructions_per_delivered": (events > 0).then(|| round(c.instructions as f64 / events as f64)),
+            "user_only": c.user_only,
             "ipc": c.ipc().map(round),
         })
     })
@@ -1541,6 +1555,16 @@ fn counters_table(outcomes: &[Outcome]) -> Option<String> {
             opt(o.kinstructions_per_event(o.redis_counts), 1),
             opt(o.redis_counts.and_then(|c| c.ipc()), 2),
         ));
+    }
+    if outcomes
+        .iter()
+        .flat_map(|o| [o.gateway_counts, o.redis_counts])
+        .flatten()
+        .any(|c| c.user_only)
+    {
+        out.push_str(
+            "\nperf counted user space only (perf_event_paranoid): system calls are not included.\n",
+        );
     }
     Some(out)
 }
