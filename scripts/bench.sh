@@ -26,7 +26,9 @@ if ! command -v perf >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq linux-perf; } >/dev/null 2>&1 ||
     log "could not install perf: no hardware counters in this run"
 fi
-if command -v perf >/dev/null 2>&1 && ! perf stat -e instructions true >/dev/null 2>&1; then
+# perf exits 0 when a counter is "<not supported>": look for a counted value.
+if command -v perf >/dev/null 2>&1 &&
+  ! perf stat -x , -e instructions -- true 2>&1 >/dev/null | grep -Eq '^[0-9]+,'; then
   log "perf cannot count here (no PMU in this VM, or kernel.perf_event_paranoid is" \
     "$(cat /proc/sys/kernel/perf_event_paranoid 2>/dev/null || echo '?'): run as root or lower it):" \
     "no hardware counters in this run"

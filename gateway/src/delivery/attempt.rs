@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tracing::{debug, info_span, Instrument};
 
-use super::client::{DeliveryClient, Outgoing};
+use super::client::{DeliveryClient, Outgoing, MAX_RESPONSE_EXCERPT};
 use super::redact;
 use super::request::{base_request, sign};
 use super::retry::AttemptResult;
@@ -116,7 +116,7 @@ pub async fn attempt(
                     at: rfc3339(started_ms),
                     status_code: Some(answer.status),
                     latency_ms,
-                    response: Some(redact::scrub(&answer.excerpt, &hidden)),
+                    response: Some(redact::stored_text(&answer.excerpt, MAX_RESPONSE_EXCERPT, &hidden)),
                     error_code: (!ok).then(|| "http_status".to_string()),
                     error: (!ok).then(|| format!("receiver answered {}", answer.status)),
                 };

@@ -19,8 +19,12 @@ use url::{Host, Url};
 use super::address_policy::AddressPolicy;
 use super::retry::parse_retry_after;
 
-/// Most response bytes kept (and read) per attempt.
+/// Most response bytes the delivery log keeps per attempt.
 pub const MAX_RESPONSE_EXCERPT: usize = 4 * 1024;
+
+/// Response bytes read past [`MAX_RESPONSE_EXCERPT`], so that the redaction sees whole a
+/// secret the receiver echoed across that cut (and masks it rather than store its start).
+pub const EXCERPT_MARGIN: usize = 4 * 1024;
 
 /// A request ready to send.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,8 +46,10 @@ pub struct Answer {
     pub status: u16,
     /// `Retry-After` in ms, when given in seconds.
     pub retry_after_ms: Option<u64>,
-    /// First [`MAX_RESPONSE_EXCERPT`] bytes of the body, lossily decoded.
-    pub excerpt: String,
+    /// The body's first [`MAX_RESPONSE_EXCERPT`] + [`EXCERPT_MARGIN`] bytes, as received:
+    /// the log stores [`MAX_RESPONSE_EXCERPT`] of them, as text with secrets masked
+    /// (`redact::stored_text`).
+    pub excerpt: Vec<u8>,
 }
 
 /// Why no answer was had.
@@ -180,18 +186,19 @@ impl DeliveryClient {
                 .and_then(|v| v.to_str().ok())
                 .and_then(parse_retry_after);
             // The whole body is read (so the connection can be reused) but only the first
-            // MAX_RESPONSE_EXCERPT bytes are kept: memory stays flat whatever the receiver
-            // streams, and a body that does not end within the timeout fails the attempt.
+            // MAX_RESPONSE_EXCERPT + EXCERPT_MARGIN bytes are kept: memory stays flat
+            // whatever the receiver streams, and a body that does not end within the
+            // timeout fails the attempt.
             let mut excerpt = Vec::new();
             // The status is what counts; a body cut short (Err) is still an answer.
             while let Ok(Some(chunk)) = response.chunk().await {
-                let room = MAX_RESPONSE_EXCERPT.saturating_sub(excerpt.len());
+                let room = (MAX_RESPONSE_EXCERPT + EXCERPT_MARGIN).saturating_sub(excerpt.len());
                 excerpt.extend_from_slice(&chunk[..chunk.len().min(room)]);
             }
             Ok(Answer {
                 status,
                 retry_after_ms,
-                excerpt: String::from_utf8_lossy(&excerpt).into_owned(),
+                excerpt,
             })
         };
         match tokio::time::timeout(timeout, attempt).await {

@@ -176,7 +176,9 @@ pub struct Secrets(Vec<Finder<'static>>);
 
 impl std::fmt::Debug for Secrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Secrets({} patterns)", self.0.len())
+        f.debug_struct("Secrets")
+            .field("patterns", &self.0.len())
+            .finish()
     }
 }
 
@@ -201,9 +203,30 @@ impl Secrets {
         )
     }
 
-    /// Bytes of the longest pattern (0 when there is none).
-    fn longest(&self) -> usize {
-        self.0.first().map_or(0, |f| f.needle().len())
+    /// A cut of `bytes` at or before `cut` that no secret straddles and that falls on a
+    /// character boundary: moved back to the start of any occurrence that crosses it,
+    /// also of one only partly in `bytes` (its visible part is a prefix of the secret:
+    /// `bytes` may be the start of something longer), until none does.
+    fn safe_cut(&self, bytes: &[u8], mut cut: usize) -> usize {
+        loop {
+            while cut > 0 && cut < bytes.len() && (bytes[cut] as i8) < -0x40 {
+                cut -= 1; // a UTF-8 continuation byte: back to its character's start
+            }
+            let before = cut;
+            for finder in &self.0 {
+                let needle = finder.needle();
+                let crossing = (cut.saturating_sub(needle.len() - 1)..cut).find(|&start| {
+                    let seen = &bytes[start..bytes.len().min(start + needle.len())];
+                    needle.starts_with(seen)
+                });
+                if let Some(start) = crossing {
+                    cut = start;
+                }
+            }
+            if cut == before {
+                return cut;
+            }
+        }
     }
 }
 
@@ -240,19 +263,19 @@ fn replace_all(text: &str, finder: &Finder<'_>, first: usize) -> String {
     out
 }
 
-/// The stored copy of a body: the first [`MAX_STORED_BODY`] bytes (cut on a character
-/// boundary), secrets masked, including one that straddles the cut: the body is scrubbed
-/// up to the cut plus the longest secret, and what a secret cut by that longer window
-/// could have left unmasked at its end is dropped before the final cut.
-fn stored_body(body: &[u8], secrets: &Secrets) -> String {
-    let reach = secrets.longest().saturating_sub(1);
-    let window = body.len().min(MAX_STORED_BODY + reach);
-    let mut text = scrub(&text_of(&body[..window]), secrets);
-    if window < body.len() {
-        let keep = text.len().saturating_sub(reach);
-        floor_truncate(&mut text, keep);
-    }
-    floor_truncate(&mut text, MAX_STORED_BODY);
+/// The stored copy of `bytes` (a request body, or the start of an answer): text of at
+/// most `max` bytes, secrets masked. The cut is chosen on the raw bytes before anything is
+/// scrubbed ([`Secrets::safe_cut`]), so the kept part holds only whole secrets, all of
+/// them masked, and none is stored in part; masking can lengthen the text (a mask is
+/// longer than a short secret), which is then cut again.
+pub fn stored_text(bytes: &[u8], max: usize, secrets: &Secrets) -> String {
+    let cut = if bytes.len() > max {
+        secrets.safe_cut(bytes, max)
+    } else {
+        bytes.len()
+    };
+    let mut text = scrub(&text_of(&bytes[..cut]), secrets);
+    floor_truncate(&mut text, max);
     text
 }
 
@@ -285,7 +308,7 @@ pub fn sent_request(request: &Outgoing, secrets: &Secrets) -> SentRequest {
         method: request.method.clone(),
         url: scrub(&request.url, secrets),
         headers,
-        body: stored_body(&request.body, secrets),
+        body: stored_text(&request.body, MAX_STORED_BODY, secrets),
     }
 }
 
@@ -379,46 +402,53 @@ mod tests {
         assert_eq!(sent.body, format!("é {MASK}"));
     }
 
-    /// A secret across the 64 KiB cut of a stored body leaves none of itself behind, and
-    /// the stored body is cut on a character boundary, at most `MAX_STORED_BODY` bytes.
+    /// A secret across the cut of a stored text leaves none of itself behind, whichever
+    /// byte the cut falls on, also when a shorter secret inside it is masked first or the
+    /// text is the start of something longer; the stored text is cut on a character
+    /// boundary, at most `max` bytes.
     #[test]
-    fn a_secret_across_the_body_cut_is_masked_not_halved() {
+    fn a_secret_across_the_cut_is_masked_or_left_out_whole() {
         let secret = "whsec_0123456789abcdefghij";
-        let secrets = Secrets::new([secret.to_string()]);
-        for start in [
-            MAX_STORED_BODY - secret.len(),
-            MAX_STORED_BODY - 10,
-            MAX_STORED_BODY - 1,
-            MAX_STORED_BODY,
-            MAX_STORED_BODY + 5,
+        let inner = "6789"; // a shorter secret inside it (masked to 8 bytes: longer)
+        let leaks = |stored: &str| {
+            stored.contains("whsec") || (1..secret.len()).any(|k| stored.ends_with(&secret[..k]))
+        };
+        for secrets in [
+            Secrets::new([secret.to_string()]),
+            Secrets::new([secret.to_string(), inner.to_string()]),
         ] {
-            let mut body = "x".repeat(start);
-            body.push_str(secret);
-            body.push_str(&"é".repeat(100));
-            let stored = stored_body(body.as_bytes(), &secrets);
-            assert!(stored.len() <= MAX_STORED_BODY, "{start}");
-            assert!(
-                !stored.contains("whsec"),
-                "a piece of the secret is stored ({start})"
-            );
-            assert!(stored.starts_with(&"x".repeat(start.min(MAX_STORED_BODY - 20))));
+            for max in [MAX_STORED_BODY, 64] {
+                for start in max - secret.len()..=max + 1 {
+                    let mut body = format!("{secret} ");
+                    body.push_str(&"x".repeat(start - body.len().min(start)));
+                    body.push_str(secret);
+                    // What a reader that stopped half way through the secret has (as the
+                    // client keeps only the start of an answer).
+                    let half_seen = (start + secret.len() / 2).max(max + 1);
+                    let cut_short = body[..half_seen.min(body.len())].to_owned();
+                    body.push_str(&"é".repeat(100));
+                    for bytes in [body.as_bytes(), cut_short.as_bytes()] {
+                        let stored = stored_text(bytes, max, &secrets);
+                        assert!(stored.len() <= max, "{start}/{max}");
+                        assert!(
+                            !leaks(&stored),
+                            "a piece of the secret is stored ({start}/{max}): {stored:?}"
+                        );
+                        assert!(stored.starts_with(MASK), "{start}/{max}");
+                    }
+                }
+            }
         }
-        // Many secrets earlier in the body shrink it as they are masked: the piece of one
-        // cut by the window's end must not move under the cut.
-        let mut body = format!("{secret} ").repeat(2_000);
-        let window = MAX_STORED_BODY + secret.len() - 1;
-        body.push_str(&"y".repeat(window - 10 - body.len()));
-        body.push_str(secret);
-        body.push_str(&"y".repeat(100));
-        let stored = stored_body(body.as_bytes(), &secrets);
-        assert!(!stored.contains("whsec"), "a piece of the secret is stored");
-        assert!(stored.ends_with('y') && stored.len() <= MAX_STORED_BODY);
-        // A short body is scrubbed whole and kept whole.
+        // A body within the limit is scrubbed whole and kept whole.
+        let secrets = Secrets::new([secret.to_string()]);
         assert_eq!(
-            stored_body(format!("a {secret} b").as_bytes(), &secrets),
+            stored_text(format!("a {secret} b").as_bytes(), 64, &secrets),
             format!("a {MASK} b")
         );
-        assert_eq!(format!("{secrets:?}"), "Secrets(1 patterns)");
+        // The cut falls on a character boundary: no U+FFFD for a halved character.
+        let text = "é".repeat(40);
+        assert_eq!(stored_text(text.as_bytes(), 9, &Secrets::default()), "éééé");
+        assert_eq!(format!("{secrets:?}"), "Secrets { patterns: 1 }");
     }
 
     #[test]

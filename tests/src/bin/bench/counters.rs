@@ -53,16 +53,11 @@ impl PerfStat {
             std::process::id(),
             ulid::Ulid::new()
         ));
-        // --no-inherit: a fork of the process (Redis' background save) is not its work.
+        // Threads the process starts later (tokio's blocking pool) are counted too, and so
+        // would be a fork of it: the private Redis servers never fork (no RDB saves, no
+        // automatic AOF rewrite); a shared one (`--redis-url`) may.
         let child = Command::new("perf")
-            .args([
-                "stat",
-                "--no-inherit",
-                "-x",
-                ",",
-                "-e",
-                "instructions,cycles",
-            ])
+            .args(["stat", "-x", ",", "-e", "instructions,cycles"])
             .arg("-p")
             .arg(pid.to_string())
             .arg("-o")
@@ -94,7 +89,7 @@ impl PerfStat {
                 .status()
                 .await
                 .is_ok_and(|s| s.success()),
-            None => false, // perf has already exited (it could not attach)
+            None => false, // perf was already waited for: nothing to signal
         };
         if !signalled {
             let _ = self.child.start_kill();
