@@ -1459,27 +1459,45 @@ fn spread_table(rounds: &[Vec<Outcome>]) -> String {
             d = digits
         )
     }
-    let mut out = String::new();
     let best_baseline = best_rate(rounds, "baseline");
-    out.push_str("| scenario | runs | rate/s min / median / max | gw CPU µs/ev min / median / max | × baseline (same round) min / median / max | best run × best baseline |\n");
-    out.push_str("|---|---:|---:|---:|---:|---:|\n");
-    for o in rounds.first().map(Vec::as_slice).unwrap_or_default() {
-        let runs = runs_of(rounds, &o.name);
-        out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} |\n",
-            o.name,
-            runs.len(),
-            span(runs.iter().map(|r| rate_of(r)).collect(), 0),
-            span(
-                runs.iter().filter_map(|r| r.gateway_us_per_event).collect(),
-                1
-            ),
-            span(runs.iter().filter_map(|r| r.ratio).collect(), 3),
-            opt(
-                (best_baseline > 0.0).then(|| best_rate(rounds, &o.name) / best_baseline),
-                3
-            ),
-        ));
+    let scenarios = rounds.first().map(Vec::as_slice).unwrap_or_default();
+    markdown_table(
+        &[
+            "scenario",
+            "runs",
+            "rate/s min / median / max",
+            "gw CPU µs/ev min / median / max",
+            "× baseline (same round) min / median / max",
+            "best run × best baseline",
+        ],
+        scenarios.iter().map(|o| {
+            let runs = runs_of(rounds, &o.name);
+            vec![
+                o.name.clone(),
+                runs.len().to_string(),
+                span(runs.iter().map(|r| rate_of(r)).collect(), 0),
+                span(
+                    runs.iter().filter_map(|r| r.gateway_us_per_event).collect(),
+                    1,
+                ),
+                span(runs.iter().filter_map(|r| r.ratio).collect(), 3),
+                opt(
+                    (best_baseline > 0.0).then(|| best_rate(rounds, &o.name) / best_baseline),
+                    3,
+                ),
+            ]
+        }),
+    )
+}
+
+/// A markdown table: a header row, then one row per entry of `rows`; every column but
+/// the first aligned right.
+fn markdown_table(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> String {
+    let line = |cells: &[String]| format!("| {} |\n", cells.join(" | "));
+    let mut out = line(&header.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>());
+    out.push_str(&format!("|---|{}\n", "---:|".repeat(header.len() - 1)));
+    for row in rows {
+        out.push_str(&line(&row));
     }
     out
 }
@@ -1504,34 +1522,48 @@ fn best_of_rounds(rounds: &[Vec<Outcome>]) -> Value {
 }
 
 fn table(outcomes: &[Outcome]) -> String {
-    let mut out = String::new();
-    out.push_str("| scenario | accepted/s | delivered/s | p50 ms | p99 ms | p99.9 ms | gw CPU µs/ev | Redis CPU µs/ev | Redis scripts/ev | gw peak RSS MiB | load-gen CPU µs/ev | other CPU s | lost | dup | × baseline |\n");
-    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
-    for o in outcomes {
-        out.push_str(&format!(
-            "| {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {} | {} | {} |\n",
-            o.name,
-            o.accepted_per_s,
-            if o.delivered > 0 {
-                format!("{:.0}", o.delivered_per_s)
-            } else {
-                "-".into()
-            },
-            opt(o.p50_ms, 2),
-            opt(o.p99_ms, 2),
-            opt(o.p999_ms, 2),
-            opt(o.gateway_us_per_event, 1),
-            opt(o.redis_us_per_event, 1),
-            opt(o.scripts_per_event, 3),
-            opt(o.peak_rss_mib, 1),
-            opt(o.bench_us_per_event(), 1),
-            o.other_cpu_s,
-            o.lost.map_or("-".into(), |l| l.to_string()),
-            o.duplicated,
-            opt(o.ratio, 3),
-        ));
-    }
-    out
+    markdown_table(
+        &[
+            "scenario",
+            "accepted/s",
+            "delivered/s",
+            "p50 ms",
+            "p99 ms",
+            "p99.9 ms",
+            "gw CPU µs/ev",
+            "Redis CPU µs/ev",
+            "Redis scripts/ev",
+            "gw peak RSS MiB",
+            "load-gen CPU µs/ev",
+            "other CPU s",
+            "lost",
+            "dup",
+            "× baseline",
+        ],
+        outcomes.iter().map(|o| {
+            vec![
+                o.name.clone(),
+                format!("{:.0}", o.accepted_per_s),
+                if o.delivered > 0 {
+                    format!("{:.0}", o.delivered_per_s)
+                } else {
+                    "-".into()
+                },
+                opt(o.p50_ms, 2),
+                opt(o.p99_ms, 2),
+                opt(o.p999_ms, 2),
+                opt(o.gateway_us_per_event, 1),
+                opt(o.redis_us_per_event, 1),
+                opt(o.scripts_per_event, 3),
+                opt(o.peak_rss_mib, 1),
+                opt(o.bench_us_per_event(), 1),
+                format!("{:.1}", o.other_cpu_s),
+                o.lost.map_or("-".into(), |l| l.to_string()),
+                o.duplicated.to_string(),
+                opt(o.ratio, 3),
+            ]
+        }),
+    )
 }
 
 /// Instructions per event and per cycle of the gateway and of Redis; `None` when no
@@ -1543,19 +1575,24 @@ fn counters_table(outcomes: &[Outcome]) -> Option<String> {
     {
         return None;
     }
-    let mut out = String::new();
-    out.push_str("| scenario | gw k-instructions/ev | gw instructions/cycle | Redis k-instructions/ev | Redis instructions/cycle |\n");
-    out.push_str("|---|---:|---:|---:|---:|\n");
-    for o in outcomes {
-        out.push_str(&format!(
-            "| {} | {} | {} | {} | {} |\n",
-            o.name,
-            opt(o.kinstructions_per_event(o.gateway_counts), 1),
-            opt(o.gateway_counts.and_then(|c| c.ipc()), 2),
-            opt(o.kinstructions_per_event(o.redis_counts), 1),
-            opt(o.redis_counts.and_then(|c| c.ipc()), 2),
-        ));
-    }
+    let mut out = markdown_table(
+        &[
+            "scenario",
+            "gw k-instructions/ev",
+            "gw instructions/cycle",
+            "Redis k-instructions/ev",
+            "Redis instructions/cycle",
+        ],
+        outcomes.iter().map(|o| {
+            vec![
+                o.name.clone(),
+                opt(o.kinstructions_per_event(o.gateway_counts), 1),
+                opt(o.gateway_counts.and_then(|c| c.ipc()), 2),
+                opt(o.kinstructions_per_event(o.redis_counts), 1),
+                opt(o.redis_counts.and_then(|c| c.ipc()), 2),
+            ]
+        }),
+    );
     if outcomes
         .iter()
         .flat_map(|o| [o.gateway_counts, o.redis_counts])
@@ -1706,7 +1743,19 @@ async fn main() -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::RedisCalls;
+    use super::{markdown_table, RedisCalls};
+
+    #[test]
+    fn markdown_tables_have_a_header_an_alignment_row_and_a_line_per_row() {
+        let rows = vec![
+            vec!["a".to_string(), "1".to_string()],
+            vec!["b".into(), "-".into()],
+        ];
+        assert_eq!(
+            markdown_table(&["scenario", "n"], rows),
+            "| scenario | n |\n|---|---:|\n| a | 1 |\n| b | - |\n"
+        );
+    }
 
     #[test]
     fn commandstats_counts_script_calls_and_every_command() {
