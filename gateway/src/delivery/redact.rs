@@ -185,18 +185,8 @@ impl std::fmt::Debug for Secrets {
 impl Secrets {
     /// The masking patterns of `secrets` (empty strings are ignored).
     pub fn new(secrets: impl IntoIterator<Item = String>) -> Self {
-        let mut patterns = Vec::new();
-        for secret in secrets.into_iter().filter(|s| !s.is_empty()) {
-            let encoded: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
-            if encoded != secret {
-                patterns.push(encoded);
-            }
-            patterns.push(secret);
-        }
-        patterns.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
-        patterns.dedup();
         Self(
-            patterns
+            patterns(secrets)
                 .iter()
                 .map(|p| Finder::new(p.as_bytes()).into_owned())
                 .collect(),
@@ -228,6 +218,22 @@ impl Secrets {
             }
         }
     }
+}
+
+/// Each non-empty secret and, where it differs, its percent-encoded form, longest first
+/// (ties in byte order), without repeats: the order [`scrub`] masks them in.
+fn patterns(secrets: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut patterns = Vec::new();
+    for secret in secrets.into_iter().filter(|s| !s.is_empty()) {
+        let encoded: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+        if encoded != secret {
+            patterns.push(encoded);
+        }
+        patterns.push(secret);
+    }
+    patterns.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+    patterns.dedup();
+    patterns
 }
 
 /// Replaces every occurrence of each secret in `text`, pattern after pattern, as
@@ -466,18 +472,8 @@ mod tests {
     /// around multi-byte characters, percent-encoded forms.
     #[test]
     fn scrub_replaces_as_str_replace_does() {
-        let reference = |text: &str, patterns: &[&str]| {
-            let mut expected: Vec<String> = Vec::new();
-            for p in patterns.iter().filter(|p| !p.is_empty()) {
-                let encoded: String = url::form_urlencoded::byte_serialize(p.as_bytes()).collect();
-                if encoded != *p {
-                    expected.push(encoded);
-                }
-                expected.push((*p).to_owned());
-            }
-            expected.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
-            expected.dedup();
-            expected
+        let reference = |text: &str, secrets: &[&str]| {
+            patterns(secrets.iter().map(|s| (*s).to_owned()))
                 .iter()
                 .fold(text.to_owned(), |out, p| out.replace(p.as_str(), MASK))
         };

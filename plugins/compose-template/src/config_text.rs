@@ -370,7 +370,7 @@ mod tests {
             let direct = read(&text).unwrap_or_else(|_| panic!("gave up on {n} keys"));
             assert_eq!(Ok(direct), parsed(&text), "{n} keys");
             // A key repeated after the others (found by the scan below `SCANNED_KEYS` keys,
-            // by the set from there on): the first key, the last one, and the first one
+            // by sorting the keys from there on): the first key, the last one, and the first one
             // spelled with an escape. Each is given up and read as a parsed object reads
             // it: the key keeps its first place and takes the last value.
             let last = format!("k{}", n - 1);

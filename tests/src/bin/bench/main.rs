@@ -890,7 +890,7 @@ impl Outcome {
             "cpu_s": {"gateway": self.gateway_cpu_s.map(round), "redis": self.redis_cpu_s.map(round), "bench": round(self.bench_cpu_s)},
             "cpu_us_per_delivered": {"gateway": self.gateway_us_per_event.map(round), "redis": self.redis_us_per_event.map(round), "load_generator": self.bench_us_per_event().map(round)},
             "redis_per_delivered": {"script_calls": self.scripts_per_event.map(round), "commands": self.commands_per_event.map(round)},
-            "hardware_counters": {"gateway": counts_json(self.gateway_counts, self.events()), "redis": counts_json(self.redis_counts, self.events())},
+            "hardware_counters": {"gateway": self.counts_json(self.gateway_counts), "redis": self.counts_json(self.redis_counts)},
             "machine_cpu_s": {"other_processes": round(self.other_cpu_s), "steal": round(self.steal_s)},
             "gateway_peak_rss_mib": self.peak_rss_mib.map(round),
             "lost": self.lost,
@@ -903,20 +903,6 @@ impl Outcome {
     }
 }
 
-/// Counts as JSON: totals, per delivered request (per accepted event when none were
-/// delivered, as `cpu_us_per_delivered`) and per cycle.
-fn counts_json(counts: Option<Counts>, events: u64) -> Value {
-    counts.map_or(Value::Null, |c| {
-        json!({
-            "instructions": c.instructions,
-            "cycles": c.cycles,
-            "instructions_per_delivered": (events > 0).then(|| round(c.instructions as f64 / events as f64)),
-            "user_only": c.user_only,
-            "ipc": c.ipc().map(round),
-        })
-    })
-}
-
 impl Outcome {
     /// Events the CPU and counters are divided by: delivered, or accepted when none were.
     fn events(&self) -> u64 {
@@ -927,12 +913,31 @@ impl Outcome {
         }
     }
 
-    /// Thousands of instructions per event of one process's counts.
-    fn kinstructions_per_event(&self, counts: Option<Counts>) -> Option<f64> {
+    /// Instructions per event of one process's counts.
+    fn instructions_per_event(&self, counts: Option<Counts>) -> Option<f64> {
         let n = self.events();
         counts
             .filter(|_| n > 0)
-            .map(|c| c.instructions as f64 / 1e3 / n as f64)
+            .map(|c| c.instructions as f64 / n as f64)
+    }
+
+    /// Thousands of instructions per event of one process's counts (the table's unit).
+    fn kinstructions_per_event(&self, counts: Option<Counts>) -> Option<f64> {
+        self.instructions_per_event(counts).map(|i| i / 1e3)
+    }
+
+    /// Counts as JSON: totals, per delivered request (per accepted event when none were
+    /// delivered, as `cpu_us_per_delivered`) and per cycle.
+    fn counts_json(&self, counts: Option<Counts>) -> Value {
+        counts.map_or(Value::Null, |c| {
+            json!({
+                "instructions": c.instructions,
+                "cycles": c.cycles,
+                "instructions_per_delivered": self.instructions_per_event(Some(c)).map(round),
+                "user_only": c.user_only,
+                "ipc": c.ipc().map(round),
+            })
+        })
     }
 }
 
