@@ -41,7 +41,10 @@
 //! the best baseline run, also in the JSON as `best_of_rounds`; failed runs are
 //! left out of both unless every run failed), `--counters on|off` (on: attach
 //! `perf stat` to the gateway and to Redis for their instructions and cycles per
-//! event, see counters.rs; a table of its own and `hardware_counters` in the JSON).
+//! event, see counters.rs; a table of its own and `hardware_counters` in the JSON),
+//! `--callgrind DIR` (run the gateway under valgrind's callgrind and count its
+//! instructions there instead, for a VM without hardware counters: slow, use it with
+//! `--scenarios compose-template-paced --rate 30`; see callgrind.rs).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -61,8 +64,10 @@ use sha2::Sha256;
 use tokio::process::{Child, Command};
 
 mod bare_http;
+mod callgrind;
 mod counters;
 use bare_http::{Arrival, Connection, PostError, Target};
+use callgrind::Callgrind;
 use counters::{Counts, PerfStat};
 use gateway_e2e::process::free_port;
 use gateway_e2e::redis_server::{Persistence, RedisServer};
@@ -106,6 +111,8 @@ struct Options {
     repeat: usize,
     /// Read hardware counters of the gateway and Redis with `perf stat`.
     counters: bool,
+    /// Run the gateway under callgrind, its dumps in this directory (see callgrind.rs).
+    callgrind: Option<PathBuf>,
 }
 
 fn parse_options() -> Result<Options> {
@@ -124,6 +131,7 @@ fn parse_options() -> Result<Options> {
         rate: None,
         repeat: 1,
         counters: true,
+        callgrind: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -162,6 +170,7 @@ fn parse_options() -> Result<Options> {
                     _ => bail!("--counters: on or off, not {value}"),
                 }
             }
+            "--callgrind" => options.callgrind = Some(value.into()),
             other => bail!("unknown option {other}"),
         }
     }
@@ -482,21 +491,32 @@ struct CpuMeter {
     /// Hardware counters of the gateway and of Redis, when asked for and available.
     gateway_counters: Option<PerfStat>,
     redis_counters: Option<PerfStat>,
+    /// The gateway's instructions from callgrind (`--callgrind`), instead of perf's.
+    gateway_callgrind: Option<Callgrind>,
 }
 
 impl CpuMeter {
     /// Starts measuring. `gateway_from_start` counts the gateway's CPU from its process start
     /// (for a gateway started after this call, whose work begins before it answers; no
     /// hardware counters then, as they would miss that start). `counters`: read hardware
-    /// counters too.
+    /// counters too. `callgrind`: the gateway runs under callgrind (its dumps in that
+    /// directory): its instructions come from there (not for a gateway counted from its
+    /// start, whose start is not instrumented).
     async fn start(
         redis: &mut RedisProbe,
         gateway_pid: u32,
         gateway_from_start: bool,
         counters: bool,
+        callgrind: Option<&std::path::Path>,
     ) -> Result<Self> {
         let counters = counters && !gateway_from_start;
-        let gateway_counters = counters.then(|| PerfStat::start(gateway_pid)).flatten();
+        let gateway_callgrind = match callgrind.filter(|_| !gateway_from_start) {
+            Some(dir) => Some(Callgrind::start(gateway_pid, dir).await?),
+            None => None,
+        };
+        let gateway_counters = (counters && gateway_callgrind.is_none())
+            .then(|| PerfStat::start(gateway_pid))
+            .flatten();
         let redis_counters = redis.pid.filter(|_| counters).and_then(PerfStat::start);
         if gateway_counters.is_some() || redis_counters.is_some() {
             // perf attaches to each thread after it starts; the gateway is idle until the
@@ -506,6 +526,7 @@ impl CpuMeter {
         Ok(Self {
             gateway_counters,
             redis_counters,
+            gateway_callgrind,
             gateway_pid,
             gateway: if gateway_from_start {
                 Duration::ZERO
@@ -535,6 +556,9 @@ impl CpuMeter {
         };
         (outcome.gateway_counts, outcome.redis_counts) =
             tokio::join!(stop(self.gateway_counters), stop(self.redis_counters));
+        if let Some(callgrind) = self.gateway_callgrind {
+            outcome.gateway_counts = Some(callgrind.stop().await?);
+        }
         Ok(())
     }
 }
@@ -735,8 +759,19 @@ impl Gateway {
             .append(true)
             .open(log)
             .with_context(|| format!("open {log}"))?;
-        let child = Command::new(&options.gateway_bin)
-            .env_clear()
+        let mut command = match &options.callgrind {
+            Some(dir) => {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("create {}", dir.display()))?;
+                callgrind::command(&options.gateway_bin, dir)
+            }
+            None => Command::new(&options.gateway_bin),
+        };
+        command.env_clear();
+        if options.callgrind.is_some() {
+            command.env("GATEWAY_PLUGINS__POOL_INSTANCES", callgrind::POOL_INSTANCES);
+        }
+        let child = command
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("RUST_LOG", "warn")
             .env("GATEWAY_LISTEN", format!("127.0.0.1:{port}"))
@@ -757,7 +792,12 @@ impl Gateway {
             base: format!("http://127.0.0.1:{port}"),
             admin_token,
         };
-        for _ in 0..400 {
+        let ready_timeout = match options.callgrind {
+            Some(_) => callgrind::READY_TIMEOUT,
+            None => Duration::from_secs(10),
+        };
+        let started = Instant::now();
+        while started.elapsed() < ready_timeout {
             if let Ok(r) = http.get(format!("{}/readyz", gateway.base)).send().await {
                 if r.status().is_success() {
                     return Ok(gateway);
@@ -765,7 +805,10 @@ impl Gateway {
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        bail!("gateway did not become ready in 10 s (see {log})")
+        bail!(
+            "gateway did not become ready in {} s (see {log})",
+            ready_timeout.as_secs()
+        )
     }
 
     async fn call(
@@ -1145,8 +1188,14 @@ impl Bench {
             .setup_tenant(&gateway, &receiver_base, endpoints, plugin)
             .await?;
         receiver.reset(endpoints, secrets)?;
-        let meter =
-            CpuMeter::start(&mut redis.probe, gateway.pid, false, self.options.counters).await?;
+        let meter = CpuMeter::start(
+            &mut redis.probe,
+            gateway.pid,
+            false,
+            self.options.counters,
+            self.options.callgrind.as_deref(),
+        )
+        .await?;
         let perf = match &self.options.perf {
             Some(file) => Some(
                 Command::new("perf")
@@ -1237,8 +1286,14 @@ impl Bench {
             .setup_tenant(&gateway, &receiver_base, 1, false)
             .await?;
         receiver.reset(1, secrets)?;
-        let meter =
-            CpuMeter::start(&mut redis.probe, gateway.pid, false, self.options.counters).await?;
+        let meter = CpuMeter::start(
+            &mut redis.probe,
+            gateway.pid,
+            false,
+            self.options.counters,
+            self.options.callgrind.as_deref(),
+        )
+        .await?;
         let produced = produce(
             &format!("{}/v1/events", gateway.base),
             Some(&key),
@@ -1277,7 +1332,7 @@ impl Bench {
                 redis_calls,
                 bench,
                 machine,
-                ..CpuMeter::start(&mut redis.probe, gateway.pid, true, false).await?
+                ..CpuMeter::start(&mut redis.probe, gateway.pid, true, false, None).await?
             };
             let drain = wait_drain(
                 &receiver,
@@ -1605,7 +1660,17 @@ fn counters_table(outcomes: &[Outcome]) -> Option<String> {
         .any(|c| c.user_only)
     {
         out.push_str(
-            "\nperf counted user space only (perf_event_paranoid): system calls are not included.\n",
+            "\nuser space only (perf_event_paranoid, or callgrind): system calls are not included.\n",
+        );
+    }
+    if outcomes
+        .iter()
+        .filter_map(|o| o.gateway_counts)
+        .any(|c| c.cycles == 0)
+    {
+        out.push_str(
+            "gateway instructions counted by callgrind (no cycles; a rep-prefixed string \
+             instruction counts once per iteration).\n",
         );
     }
     Some(out)
