@@ -382,3 +382,56 @@ async fn sending_back_a_masked_endpoint_keeps_its_secrets() {
     );
     gw.stop().await;
 }
+
+/// A client that sends a body over the limit in full before it reads the answer (as HTTP
+/// clients do) reads a JSON 413, not a broken pipe or a reset: the gateway reads what it
+/// refuses to its end before answering. 15 MiB is more than loopback's socket buffers hold
+/// (a few MiB), so a server that answered and closed without reading would break the
+/// write or reset the connection before the answer could be read.
+#[tokio::test]
+async fn an_oversized_body_sent_whole_gets_its_413() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let gw = TestGateway::start().await;
+    let api = gw.tenant().await;
+    let address = api.base.trim_start_matches("http://").to_string();
+    let body = vec![b'a'; 15 << 20];
+    for (method, path, content_type) in [
+        ("POST", "/v1/events", "application/json"),
+        ("PUT", "/v1/plugins/huge", "application/wasm"),
+    ] {
+        let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+            api.key,
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream
+            .write_all(&body)
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: the body could not be sent: {e}"));
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 4096];
+        // Until the JSON body's end (the connection may stay open for the next request).
+        while !answer.ends_with(b"}") {
+            let n = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut buf))
+                .await
+                .expect("an answer in time")
+                .unwrap_or_else(|e| panic!("{method} {path}: no answer: {e}"));
+            assert!(n > 0, "{method} {path}: closed before the answer ended");
+            answer.extend_from_slice(&buf[..n]);
+        }
+        let text = String::from_utf8_lossy(&answer);
+        assert!(text.starts_with("HTTP/1.1 413"), "{method} {path}: {text}");
+        let json_start = text.find("\r\n\r\n").expect("end of headers") + 4;
+        let error: serde_json::Value =
+            serde_json::from_str(&text[json_start..]).expect("a JSON body");
+        assert_eq!(
+            error["error"]["code"], "payload_too_large",
+            "{method} {path}"
+        );
+    }
+    gw.stop().await;
+}

@@ -4,9 +4,9 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
+use super::body;
 use super::error::ApiError;
 
 /// A JSON request body of type `T`.
@@ -15,21 +15,16 @@ pub struct ApiJson<T>(pub T);
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = read_body(req, state).await?;
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = read_body(req).await?;
         parse(&bytes).map(ApiJson)
     }
 }
 
-/// Reads a whole body, turning the size limit into a 413.
-pub async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
-    Bytes::from_request(req, state).await.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::TooLarge(0)
-        } else {
-            ApiError::MalformedJson(format!("could not read the body: {rejection}"))
-        }
-    })
+/// Reads a whole body within the route's limit ([`body::read_limited`]: over it, a 413
+/// after the rest of the body was read).
+pub async fn read_body(req: Request) -> Result<Bytes, ApiError> {
+    body::read_limited(req, body::FALLBACK_LIMIT).await
 }
 
 /// [`parse`] for an optional body: an empty one is `T::default()`.

@@ -3,6 +3,7 @@
 
 pub mod api_keys;
 pub mod auth;
+pub mod body;
 pub mod endpoints;
 pub mod error;
 pub mod event_types;
@@ -17,8 +18,11 @@ pub mod tenants;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
+use axum::Extension;
+
 use axum::routing::get;
 use axum::{Json, Router};
+use body::BodyLimit;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
@@ -169,7 +173,8 @@ pub fn router(state: AppState) -> Router {
     let upload_limit = state.max_upload_bytes;
     let plugin_upload = OpenApiRouter::new()
         .routes(routes!(plugins::upload))
-        .layer(DefaultBodyLimit::max(upload_limit));
+        .layer(DefaultBodyLimit::max(upload_limit))
+        .layer(Extension(BodyLimit(upload_limit)));
     let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(tenants::create))
         .routes(routes!(tenants::get_settings, tenants::put_settings))
@@ -197,6 +202,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(health::metrics))
         .routes(routes!(endpoints::stats))
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
+        .layer(Extension(BodyLimit(state.max_body_bytes)))
         .merge(plugin_upload)
         .split_for_parts();
     let openapi = Arc::new(openapi);

@@ -1,7 +1,6 @@
 //! `/v1/plugins`: upload, list, delete and simulate WebAssembly plugins.
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{header::CONTENT_TYPE, HeaderMap, StatusCode};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -121,8 +120,11 @@ pub async fn upload(
     tenant: Tenant,
     Path(name): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    request: Request,
 ) -> ApiResult<(StatusCode, Json<PluginInfo>)> {
+    // Read first, so that a refused body is read to its end whatever the answer (see
+    // `body`); the limit is the upload routes' `BodyLimit`.
+    let body = super::body::read_limited(request, state.max_upload_bytes).await?;
     check_plugin_name(&name)?;
     if PluginDirectory::is_builtin(&name) {
         return Err(ApiError::Conflict(format!(
