@@ -12,9 +12,13 @@
 //! call, so that their ratio holds while the host's speed drifts: measured one
 //! series after the other, four runs gave 5.8x, 3.2x, 3.6x and 6.2x on
 //! 2026-11-22; alternating, 3.6x, 3.8x, 3.6x and 3.8x while the wasm call's p50
-//! moved between 13.1 and 22.3 µs.
+//! moved between 13.1 and 22.3 µs. Each call now also runs right after the
+//! other one, whose caches it finds disturbed (a wasm call rewrites ~190 KiB of
+//! its instance's memory), so the ratio is not comparable with those measured in
+//! series (session 9's 3.8x, 2.0x below); it is the closer to a delivery, where
+//! the transform runs between other work.
 //!
-//! Run of 2026-11-21 09:05 UTC (2 vCPUs): compose-template p50 21.0 µs, p99
+//! Run of 2026-11-21 09:05 UTC (2 vCPUs, the two series one after the other): compose-template p50 21.0 µs, p99
 //! 25.1 µs (62 µs before the built-ins got opt-level 3, plugin-sdk's bump
 //! allocator and fewer allocations); near-empty call 4.8 µs (13.5); native
 //! 10.4 µs; ratio 2.0x (4.3x). 64 tasks calling at once on 2 runtime threads:

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use tokio::process::Command;
 
-use crate::counters::Counts;
+use crate::counters::{Counts, Source};
 
 /// How long a gateway under valgrind may take to answer `/readyz` (it compiles the
 /// built-in plugins first, tens of times slower than natively).
@@ -65,27 +65,52 @@ impl Callgrind {
         control(self.pid, "--instr=off").await?;
         let dump = latest_dump(&self.dir, self.pid)?;
         let text = std::fs::read_to_string(&dump)?;
-        let instructions =
-            parse_total(&text).ok_or_else(|| anyhow::anyhow!("no totals in {}", dump.display()))?;
+        let instructions = parse_total(&text)
+            .filter(|&n| n > 0)
+            .ok_or_else(|| anyhow::anyhow!("no instructions counted in {}", dump.display()))?;
         eprintln!("bench: callgrind profile: {}", dump.display());
         Ok(Counts {
             instructions,
             cycles: 0,
             user_only: true,
+            source: Source::Callgrind,
         })
     }
 }
 
+/// How long one `callgrind_control` command may take (it waits for the gateway's next
+/// scheduling point under valgrind).
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Sends one command to the callgrind run of `pid`. `callgrind_control` (valgrind 3.19)
+/// exits 0 also when it found no such run or the command failed, so its answer is read:
+/// a command that took ends with `OK.`.
 async fn control(pid: u32, what: &str) -> anyhow::Result<()> {
-    let status = Command::new("callgrind_control")
+    let run = Command::new("callgrind_control")
         .arg(what)
         .arg(pid.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .await?;
-    anyhow::ensure!(status.success(), "callgrind_control {what} {pid}: {status}");
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(CONTROL_TIMEOUT, run)
+        .await
+        .map_err(|_| anyhow::anyhow!("callgrind_control {what} {pid}: no answer in 30 s"))??;
+    let answer = String::from_utf8_lossy(&out.stdout);
+    anyhow::ensure!(
+        out.status.success() && answered_ok(&answer),
+        "callgrind_control {what} {pid} failed: {} {}",
+        answer.trim(),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
     Ok(())
+}
+
+/// Whether `callgrind_control`'s output says the command took: an `OK.` line and no
+/// error (it prints `Error: ...` or `No active callgrind runs` and still exits 0).
+fn answered_ok(stdout: &str) -> bool {
+    stdout.lines().any(|l| l.trim() == "OK.")
+        && !stdout.contains("Error")
+        && !stdout.contains("No active")
 }
 
 /// The newest dump of `pid` in `dir`: `callgrind.out.PID.N` with the highest `N`.
@@ -112,7 +137,7 @@ fn latest_dump(dir: &Path, pid: u32) -> anyhow::Result<PathBuf> {
 
 /// The instruction total of a callgrind dump: its `totals:` line (or `summary:`, which
 /// older valgrind versions write instead).
-pub fn parse_total(dump: &str) -> Option<u64> {
+fn parse_total(dump: &str) -> Option<u64> {
     let field = |name: &str| {
         dump.lines()
             .find_map(|l| l.strip_prefix(name))
@@ -133,6 +158,17 @@ mod tests {
         assert_eq!(parse_total("events: Ir\nsummary: 42\n"), Some(42));
         assert_eq!(parse_total("events: Ir\nfn=(1) main\n5 10\n"), None);
         assert_eq!(parse_total("totals: lots\n"), None);
+    }
+
+    #[test]
+    fn only_an_ok_answer_counts_as_done() {
+        let ok = "PID 15491: /work/main/target/release/gateway\nsending command instrumentation on to pid 15491\n  OK.\n";
+        assert!(answered_ok(ok));
+        assert!(!answered_ok("No active callgrind runs detected.\n"));
+        assert!(!answered_ok(
+            "PID 1: x\nsending command dump to pid 1\nError: no answer\nOK.\n"
+        ));
+        assert!(!answered_ok(""));
     }
 
     #[test]

@@ -19,15 +19,38 @@ use tokio::process::{Child, Command};
 pub struct Counts {
     /// Instructions retired.
     pub instructions: u64,
-    /// CPU cycles.
+    /// CPU cycles (0 when not counted: callgrind counts instructions only).
     pub cycles: u64,
-    /// perf counted user space only (it falls back to that when `perf_event_paranoid`
-    /// forbids counting the kernel): the process's system calls are not in the counts.
+    /// Only user space was counted (perf falls back to that when `perf_event_paranoid`
+    /// forbids counting the kernel; callgrind never counts it): the process's system calls
+    /// are not in the counts.
     pub user_only: bool,
+    /// Who counted.
+    pub source: Source,
+}
+
+/// Who counted a process's instructions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Source {
+    /// The CPU's counters, read by `perf stat`.
+    #[default]
+    Perf,
+    /// Valgrind's callgrind, which runs the process on a simulated CPU (see callgrind.rs).
+    Callgrind,
+}
+
+impl Source {
+    /// The name in the JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Perf => "perf",
+            Source::Callgrind => "callgrind",
+        }
+    }
 }
 
 impl Counts {
-    /// Instructions per cycle.
+    /// Instructions per cycle, where cycles were counted.
     pub fn ipc(&self) -> Option<f64> {
         (self.cycles > 0).then(|| self.instructions as f64 / self.cycles as f64)
     }
@@ -141,6 +164,7 @@ pub fn parse(text: &str) -> Option<Counts> {
         instructions: instructions?,
         cycles: cycles?,
         user_only,
+        source: Source::Perf,
     })
 }
 
@@ -156,7 +180,7 @@ fn event_name(event: &str) -> (&str, &str) {
 
 #[cfg(test)]
 mod tests {
-    use super::{parse, Counts};
+    use super::{parse, Counts, Source};
 
     #[test]
     fn reads_perf_stat_csv() {
@@ -169,6 +193,7 @@ mod tests {
                 instructions: 22_110_483_080,
                 cycles: 11_048_960_804,
                 user_only: false,
+                source: Source::Perf,
             })
         );
     }
