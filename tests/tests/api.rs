@@ -390,7 +390,7 @@ async fn sending_back_a_masked_endpoint_keeps_its_secrets() {
 /// write or reset the connection before the answer could be read.
 #[tokio::test]
 async fn an_oversized_body_sent_whole_gets_its_413() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
 
     let gw = TestGateway::start().await;
     let api = gw.tenant().await;
@@ -412,26 +412,68 @@ async fn an_oversized_body_sent_whole_gets_its_413() {
             .write_all(&body)
             .await
             .unwrap_or_else(|e| panic!("{method} {path}: the body could not be sent: {e}"));
-        let mut answer = Vec::new();
-        let mut buf = [0u8; 4096];
-        // Until the JSON body's end (the connection may stay open for the next request).
-        while !answer.ends_with(b"}") {
-            let n = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut buf))
-                .await
-                .expect("an answer in time")
-                .unwrap_or_else(|e| panic!("{method} {path}: no answer: {e}"));
-            assert!(n > 0, "{method} {path}: closed before the answer ended");
-            answer.extend_from_slice(&buf[..n]);
-        }
-        let text = String::from_utf8_lossy(&answer);
-        assert!(text.starts_with("HTTP/1.1 413"), "{method} {path}: {text}");
-        let json_start = text.find("\r\n\r\n").expect("end of headers") + 4;
-        let error: serde_json::Value =
-            serde_json::from_str(&text[json_start..]).expect("a JSON body");
+        let (status, error) = read_answer(&mut stream).await;
+        assert_eq!(status, 413, "{method} {path}: {error}");
         assert_eq!(
             error["error"]["code"], "payload_too_large",
             "{method} {path}"
         );
+        // The refused body was read to its end: the connection takes the next request.
+        let next = format!(
+            "GET /v1/endpoints HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {}\r\n\r\n",
+            api.key
+        );
+        stream.write_all(next.as_bytes()).await.unwrap();
+        let (status, list) = read_answer(&mut stream).await;
+        assert_eq!(status, 200, "{method} {path}, then a GET: {list}");
     }
     gw.stop().await;
+}
+
+/// Reads one HTTP/1.1 answer with a `Content-Length` body from `stream`: its status and
+/// its JSON body.
+async fn read_answer(stream: &mut tokio::net::TcpStream) -> (u16, serde_json::Value) {
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    let head_end = loop {
+        if let Some(at) = answer.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        let n = read_more(stream, &mut buf).await;
+        answer.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&answer[..head_end]).to_string();
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line: {head}"));
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())
+                .flatten()
+        })
+        .unwrap_or_else(|| panic!("no content-length: {head}"));
+    while answer.len() < head_end + length {
+        let n = read_more(stream, &mut buf).await;
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let body = serde_json::from_slice(&answer[head_end..head_end + length])
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {head}"));
+    (status, body)
+}
+
+/// Reads what `stream` has, at least a byte, within 10 s.
+async fn read_more(stream: &mut tokio::net::TcpStream, buf: &mut [u8]) -> usize {
+    use tokio::io::AsyncReadExt;
+
+    let n = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(buf))
+        .await
+        .expect("an answer in time")
+        .expect("the answer could be read");
+    assert!(n > 0, "the connection closed before the answer ended");
+    n
 }

@@ -66,9 +66,8 @@ fn view(info: &ApiKeyInfo) -> ApiKeyView {
 pub async fn create(
     State(state): State<AppState>,
     tenant: Tenant,
-    body: axum::body::Bytes,
+    super::json::ApiJsonOrDefault(input): super::json::ApiJsonOrDefault<ApiKeyCreate>,
 ) -> ApiResult<(StatusCode, Json<ApiKeyCreated>)> {
-    let input: ApiKeyCreate = super::json::parse_or_default(&body)?;
     if input.name.len() > 256 {
         return Err(ApiError::invalid("name", "at most 256 characters"));
     }

@@ -4,14 +4,17 @@
 //! rest of that body is read and thrown away before the answer goes out, up to
 //! [`DRAIN_MAX_BYTES`] within [`DRAIN_TIME`]: a client still sending it would otherwise
 //! find the connection closed under it (a broken pipe or a reset) and never read the 413,
-//! only a transport error (web servers call this a lingering close). A body larger still
-//! is not read further: the connection closes, as before.
+//! only a transport error (web servers call this a lingering close). Not drained: a body
+//! declared larger than that (reading it would not save the connection), one whose client
+//! waits for `100 Continue` before sending it (it is told no by the 413 and sends nothing),
+//! and HTTP/2 (a refused stream is reset on its own; the connection goes on).
 
 use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::Request;
-use axum::http::header::CONTENT_LENGTH;
+use axum::http::header::{CONTENT_LENGTH, EXPECT};
+use axum::http::{HeaderMap, Version};
 use futures::{Stream, StreamExt};
 
 use super::error::ApiError;
@@ -27,8 +30,13 @@ pub const DRAIN_MAX_BYTES: usize = 16 << 20;
 /// How long reading the rest of a refused body may take before the 413 goes out anyway.
 pub const DRAIN_TIME: Duration = Duration::from_secs(2);
 
-/// The limit where a route sets no [`BodyLimit`] (axum's own default).
-pub const FALLBACK_LIMIT: usize = 2 << 20;
+/// The limit where a route sets no [`BodyLimit`] (every route of the API sets one): the
+/// default of `max_body_bytes`.
+pub const FALLBACK_LIMIT: usize = 1 << 20;
+
+/// How much room is set aside up front for a body of a declared length; more grows as it
+/// arrives, so a client cannot make the gateway hold memory it has not sent.
+const INITIAL_CAPACITY: usize = 64 << 10;
 
 /// The whole body of `req`, or a 413 when it is longer than the route's [`BodyLimit`]
 /// (`fallback_limit` where the route sets none).
@@ -42,23 +50,36 @@ pub async fn read_limited(req: Request, fallback_limit: usize) -> Result<Bytes, 
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
+    let drainable = req.version() <= Version::HTTP_11 && !expects_continue(req.headers());
     let mut stream = req.into_body().into_data_stream();
-    if declared.is_some_and(|n| n > limit as u64) {
-        drain(stream, 0).await;
+    if let Some(declared) = declared.filter(|&n| n > limit as u64) {
+        if drainable && declared <= DRAIN_MAX_BYTES as u64 {
+            drain(stream, 0).await;
+        }
         return Err(ApiError::TooLarge(limit));
     }
-    let mut read = Vec::with_capacity(declared.map_or(0, |n| n as usize));
+    let capacity = declared.map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX));
+    let mut read = Vec::with_capacity(capacity.min(INITIAL_CAPACITY));
     while let Some(chunk) = stream.next().await {
         let chunk =
             chunk.map_err(|e| ApiError::MalformedJson(format!("could not read the body: {e}")))?;
         if read.len() + chunk.len() > limit {
-            let seen = read.len() + chunk.len();
-            drain(stream, seen).await;
+            if drainable {
+                drain(stream, read.len() + chunk.len()).await;
+            }
             return Err(ApiError::TooLarge(limit));
         }
         read.extend_from_slice(&chunk);
     }
     Ok(Bytes::from(read))
+}
+
+/// Whether the client waits for `100 Continue` before it sends the body.
+fn expects_continue(headers: &HeaderMap) -> bool {
+    headers
+        .get(EXPECT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("100-continue"))
 }
 
 /// Reads the body's `stream` to its end and drops it, unless more than
@@ -80,6 +101,8 @@ async fn drain<E>(mut stream: impl Stream<Item = Result<Bytes, E>> + Unpin, alre
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use axum::body::Body;
     use axum::http::Request as HttpRequest;
 
@@ -129,19 +152,74 @@ mod tests {
         ));
     }
 
-    #[tokio::test]
-    async fn a_refused_body_is_read_to_its_end() {
-        // Each chunk the stream hands out is counted: all of a refused body is taken.
-        let taken = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    /// A body of `n` chunks of `size` bytes, and how many of them have been taken.
+    fn counted(n: usize, size: usize) -> (Body, std::sync::Arc<AtomicUsize>) {
+        let taken = std::sync::Arc::new(AtomicUsize::new(0));
         let counter = taken.clone();
-        let stream = futures::stream::iter((0..10).map(move |_| {
-            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            Ok::<_, std::io::Error>(Bytes::from(vec![b'a'; 1000]))
+        let stream = futures::stream::iter((0..n).map(move |_| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, std::io::Error>(Bytes::from(vec![b'a'; size]))
         }));
-        let err = read_limited(request(Body::from_stream(stream), Some(10_000)), 2000)
+        (Body::from_stream(stream), taken)
+    }
+
+    #[tokio::test]
+    async fn a_refused_body_is_read_to_its_end_declared_or_not() {
+        for declared in [Some(10_000), None] {
+            let (body, taken) = counted(10, 1000);
+            let err = read_limited(request(body, declared), 2000)
+                .await
+                .unwrap_err();
+            assert!(matches!(err, ApiError::TooLarge(2000)), "{declared:?}");
+            assert_eq!(taken.load(Ordering::SeqCst), 10, "{declared:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn draining_stops_at_its_cap() {
+        let (body, taken) = counted(40, 1 << 20);
+        let err = read_limited(request(body, None), 1000).await.unwrap_err();
+        assert!(matches!(err, ApiError::TooLarge(1000)));
+        // The chunk that takes the total past 16 MiB is the last one read.
+        assert_eq!(
+            taken.load(Ordering::SeqCst),
+            DRAIN_MAX_BYTES / (1 << 20) + 1
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn draining_stops_after_its_time() {
+        let first = futures::stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(b"abc"))]);
+        let stalled = Body::from_stream(first.chain(futures::stream::pending()));
+        let started = tokio::time::Instant::now();
+        let err = read_limited(request(stalled, Some(100)), 10)
             .await
             .unwrap_err();
-        assert!(matches!(err, ApiError::TooLarge(2000)));
-        assert_eq!(taken.load(std::sync::atomic::Ordering::SeqCst), 10);
+        assert!(matches!(err, ApiError::TooLarge(10)));
+        assert_eq!(started.elapsed(), DRAIN_TIME);
+    }
+
+    #[tokio::test]
+    async fn no_draining_where_it_cannot_help() {
+        let expecting = |body| {
+            let mut r = request(body, Some(10_000));
+            r.headers_mut()
+                .insert(EXPECT, "100-continue".parse().unwrap());
+            r
+        };
+        let http2 = |body| {
+            let mut r = request(body, Some(10_000));
+            *r.version_mut() = Version::HTTP_2;
+            r
+        };
+        let huge = |body| request(body, Some(DRAIN_MAX_BYTES + 1));
+        let cases: [(&str, &dyn Fn(Body) -> Request); 3] =
+            [("expect", &expecting), ("http2", &http2), ("huge", &huge)];
+        for (name, make) in cases {
+            let (body, taken) = counted(10, 1000);
+            let err = read_limited(make(body), 2000).await.unwrap_err();
+            assert!(matches!(err, ApiError::TooLarge(2000)), "{name}");
+            assert_eq!(taken.load(Ordering::SeqCst), 0, "{name}: nothing read");
+        }
     }
 }

@@ -323,9 +323,8 @@ pub async fn rotate_secret(
     State(state): State<AppState>,
     tenant: Tenant,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    super::json::ApiJsonOrDefault(input): super::json::ApiJsonOrDefault<RotateSecret>,
 ) -> ApiResult<Json<SecretView>> {
-    let input: RotateSecret = super::json::parse_or_default(&body)?;
     let grace = input.grace_period_secs.unwrap_or(86_400);
     if grace > MAX_GRACE_SECS {
         return Err(ApiError::invalid(

@@ -21,6 +21,18 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
+/// An optional JSON request body of type `T`: an empty body is `T::default()`.
+pub struct ApiJsonOrDefault<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for ApiJsonOrDefault<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = read_body(req).await?;
+        parse_or_default(&bytes).map(ApiJsonOrDefault)
+    }
+}
+
 /// Reads a whole body within the route's limit ([`body::read_limited`]: over it, a 413
 /// after the rest of the body was read).
 pub async fn read_body(req: Request) -> Result<Bytes, ApiError> {

@@ -122,8 +122,8 @@ pub async fn upload(
     headers: HeaderMap,
     request: Request,
 ) -> ApiResult<(StatusCode, Json<PluginInfo>)> {
-    // Read first, so that a refused body is read to its end whatever the answer (see
-    // `body`); the limit is the upload routes' `BodyLimit`.
+    // Read before the other checks, so that a body over the limit is a 413 read to its
+    // end (see `body`) whatever else is wrong; the limit is the upload routes' `BodyLimit`.
     let body = super::body::read_limited(request, state.max_upload_bytes).await?;
     check_plugin_name(&name)?;
     if PluginDirectory::is_builtin(&name) {

@@ -36,9 +36,8 @@ pub struct TenantCreated {
 pub async fn create(
     State(state): State<AppState>,
     _admin: Admin,
-    body: axum::body::Bytes,
+    super::json::ApiJsonOrDefault(input): super::json::ApiJsonOrDefault<TenantCreate>,
 ) -> ApiResult<(StatusCode, Json<TenantCreated>)> {
-    let input: TenantCreate = super::json::parse_or_default(&body)?;
     if input.name.len() > 256 {
         return Err(super::error::ApiError::invalid(
             "name",
