@@ -162,7 +162,7 @@ pub fn unmask(new: &mut Value, old: &Value) {
 }
 
 /// The secrets to mask in one delivery's record, each also as it appears percent-encoded
-/// in a query string, longest first (a secret that contains another is masked whole).
+/// in a query string and escaped in a JSON string, longest first (a secret that contains another is masked whole).
 /// Built once per attempt: every header, the url, the body and the answer are scrubbed
 /// against it.
 ///
@@ -220,14 +220,21 @@ impl Secrets {
     }
 }
 
-/// Each non-empty secret and, where it differs, its percent-encoded form, longest first
-/// (ties in byte order), without repeats: the order [`scrub`] masks them in.
+/// Each non-empty secret and, where they differ, its percent-encoded form (a query
+/// string) and its JSON-escaped form (a JSON body: a plugin may put a token with a `"` or
+/// a `\` into one), longest first (ties in byte order), without repeats: the order
+/// [`scrub`] masks them in.
 fn patterns(secrets: impl IntoIterator<Item = String>) -> Vec<String> {
     let mut patterns = Vec::new();
     for secret in secrets.into_iter().filter(|s| !s.is_empty()) {
         let encoded: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
         if encoded != secret {
             patterns.push(encoded);
+        }
+        let quoted = serde_json::Value::String(secret.clone()).to_string();
+        let escaped = &quoted[1..quoted.len() - 1];
+        if escaped != secret {
+            patterns.push(escaped.to_string());
         }
         patterns.push(secret);
     }
@@ -391,6 +398,31 @@ mod tests {
         assert!(!all.contains("s3cr"), "{all}");
         assert!(!all.contains("Bearer abc"));
         assert!(all.contains("application/json"));
+    }
+
+    #[test]
+    fn a_secret_escaped_in_a_json_body_is_masked() {
+        let secret = "to\"k\\en\u{1}x";
+        let body = format!(
+            r#"{{"token":{},"note":"ok"}}"#,
+            serde_json::Value::String(secret.into())
+        );
+        assert!(
+            !body.contains(secret),
+            "the body holds the escaped form only"
+        );
+        let request = Outgoing {
+            method: "POST".into(),
+            url: "https://example.com/hook".into(),
+            headers: vec![],
+            body: bytes::Bytes::from(body),
+        };
+        let sent = sent_request(&request, &Secrets::new([secret.to_string()]));
+        assert_eq!(
+            sent.body,
+            format!(r#"{{"token":"{MASK}","note":"ok"}}"#),
+            "{sent:?}"
+        );
     }
 
     #[test]
