@@ -388,7 +388,7 @@ async fn sending_back_a_masked_endpoint_keeps_its_secrets() {
 /// refuses to its end before answering. 15 MiB is more than loopback's socket buffers hold
 /// (a few MiB), so a server that answered and closed without reading would break the
 /// write or reset the connection before the answer could be read.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_body_sent_whole_gets_its_413() {
     use tokio::io::AsyncWriteExt;
 

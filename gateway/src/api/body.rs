@@ -5,9 +5,11 @@
 //! [`DRAIN_MAX_BYTES`] within [`DRAIN_TIME`]: a client still sending it would otherwise
 //! find the connection closed under it (a broken pipe or a reset) and never read the 413,
 //! only a transport error (web servers call this a lingering close). Not drained: a body
-//! declared larger than that (reading it would not save the connection), one whose client
-//! waits for `100 Continue` before sending it (it is told no by the 413 and sends nothing),
-//! and HTTP/2 (a refused stream is reset on its own; the connection goes on).
+//! declared larger than that (reading it would not save the connection), a declared body
+//! whose client waits for `100 Continue` before sending it (the 413 tells it not to send),
+//! and HTTP/2 (a refused stream is reset on its own; the connection goes on). A body of
+//! no declared length (chunked) is read as it comes, so `100 Continue` has gone out by
+//! the time it is over the limit: it is drained like any other.
 
 use std::time::Duration;
 
@@ -19,8 +21,9 @@ use futures::{Stream, StreamExt};
 
 use super::error::ApiError;
 
-/// The body-size limit of a group of routes, set with `Extension(BodyLimit(n))` (beside
-/// axum's `DefaultBodyLimit`, which only axum's own extractors read).
+/// The body-size limit of a group of routes, set with `Extension(BodyLimit(n))`. The
+/// router also sets axum's `DefaultBodyLimit` to the same value, as a backstop for an axum
+/// body extractor a future route might use (none does: every body is read here).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BodyLimit(pub usize);
 
@@ -34,8 +37,9 @@ pub const DRAIN_TIME: Duration = Duration::from_secs(2);
 /// default of `max_body_bytes`.
 pub const FALLBACK_LIMIT: usize = 1 << 20;
 
-/// How much room is set aside up front for a body of a declared length; more grows as it
-/// arrives, so a client cannot make the gateway hold memory it has not sent.
+/// How much room is set aside up front for a body of a declared length when it comes in
+/// more than one piece; more grows as it arrives, so a client cannot make the gateway hold
+/// memory it has not sent.
 const INITIAL_CAPACITY: usize = 64 << 10;
 
 /// The whole body of `req`, or a 413 when it is longer than the route's [`BodyLimit`]
@@ -50,28 +54,45 @@ pub async fn read_limited(req: Request, fallback_limit: usize) -> Result<Bytes, 
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    let drainable = req.version() <= Version::HTTP_11 && !expects_continue(req.headers());
+    let http1 = req.version() <= Version::HTTP_11;
+    let waits_for_continue = expects_continue(req.headers());
     let mut stream = req.into_body().into_data_stream();
     if let Some(declared) = declared.filter(|&n| n > limit as u64) {
-        if drainable && declared <= DRAIN_MAX_BYTES as u64 {
+        if http1 && !waits_for_continue && declared <= DRAIN_MAX_BYTES as u64 {
             drain(stream, 0).await;
         }
         return Err(ApiError::TooLarge(limit));
     }
-    let capacity = declared.map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX));
-    let mut read = Vec::with_capacity(capacity.min(INITIAL_CAPACITY));
+    // Most bodies come in one piece: that piece is the body, not copied.
+    let mut first: Option<Bytes> = None;
+    let mut rest: Vec<u8> = Vec::new();
+    let mut total = 0usize;
     while let Some(chunk) = stream.next().await {
         let chunk =
             chunk.map_err(|e| ApiError::MalformedJson(format!("could not read the body: {e}")))?;
-        if read.len() + chunk.len() > limit {
-            if drainable {
-                drain(stream, read.len() + chunk.len()).await;
+        total += chunk.len();
+        if total > limit {
+            if http1 {
+                drain(stream, total).await;
             }
             return Err(ApiError::TooLarge(limit));
         }
-        read.extend_from_slice(&chunk);
+        match first.take() {
+            None if rest.is_empty() => first = Some(chunk),
+            earlier => {
+                if let Some(earlier) = earlier {
+                    let capacity = declared.map_or(0, |n| usize::try_from(n).unwrap_or(0));
+                    rest.reserve(capacity.clamp(total, INITIAL_CAPACITY.max(total)));
+                    rest.extend_from_slice(&earlier);
+                }
+                rest.extend_from_slice(&chunk);
+            }
+        }
     }
-    Ok(Bytes::from(read))
+    Ok(match first {
+        Some(only) => only,
+        None => Bytes::from(rest),
+    })
 }
 
 /// Whether the client waits for `100 Continue` before it sends the body.
@@ -173,6 +194,18 @@ mod tests {
             assert!(matches!(err, ApiError::TooLarge(2000)), "{declared:?}");
             assert_eq!(taken.load(Ordering::SeqCst), 10, "{declared:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_chunked_body_is_drained_also_after_100_continue() {
+        let (body, taken) = counted(10, 1000);
+        let mut chunked = request(body, None);
+        chunked
+            .headers_mut()
+            .insert(EXPECT, "100-continue".parse().unwrap());
+        let err = read_limited(chunked, 2000).await.unwrap_err();
+        assert!(matches!(err, ApiError::TooLarge(2000)));
+        assert_eq!(taken.load(Ordering::SeqCst), 10);
     }
 
     #[tokio::test]

@@ -50,7 +50,7 @@ pub struct EndpointList {
     pub data: Vec<EndpointView>,
 }
 
-/// Body of `POST /v1/endpoints/{id}/rotate-secret`.
+/// Body of `POST /v1/endpoints/{id}/rotate-secret` (optional: none is the defaults).
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateSecret {
@@ -317,7 +317,7 @@ pub async fn secret(
 }
 
 /// Replace the signing secret; the old one keeps signing for the grace period.
-#[utoipa::path(post, path = "/v1/endpoints/{id}/rotate-secret", request_body = RotateSecret, tag = "endpoints",
+#[utoipa::path(post, path = "/v1/endpoints/{id}/rotate-secret", request_body = Option<RotateSecret>, tag = "endpoints",
     responses((status = 200, body = SecretView)))]
 pub async fn rotate_secret(
     State(state): State<AppState>,

@@ -127,6 +127,37 @@ mod tests {
     use super::*;
     use crate::model::endpoint::EndpointCreate;
 
+    #[derive(Debug, Default, PartialEq, serde::Deserialize)]
+    struct Named {
+        #[serde(default)]
+        name: String,
+    }
+
+    /// An optional body: none at all, an empty one with `Content-Length: 0`, or one given.
+    #[tokio::test]
+    async fn an_empty_optional_body_is_the_default() {
+        let request = |body: &'static str, length: Option<&str>| {
+            let mut builder = axum::http::Request::builder().method("POST").uri("/x");
+            if let Some(n) = length {
+                builder = builder.header("content-length", n);
+            }
+            builder.body(axum::body::Body::from(body)).unwrap()
+        };
+        for (body, length, want) in [
+            ("", None, Named::default()),
+            ("", Some("0"), Named::default()),
+            (r#"{"name":"n"}"#, Some("12"), Named { name: "n".into() }),
+        ] {
+            let ApiJsonOrDefault(got) =
+                ApiJsonOrDefault::<Named>::from_request(request(body, length), &())
+                    .await
+                    .unwrap();
+            assert_eq!(got, want, "{body:?} {length:?}");
+        }
+        let wrong = ApiJsonOrDefault::<Named>::from_request(request("{", None), &()).await;
+        assert!(matches!(wrong, Err(ApiError::MalformedJson(_))));
+    }
+
     #[test]
     fn strings_with_escapes_and_unclosed_ends_are_skipped_whole() {
         assert_eq!(nesting_depth(br#"["\\", ["\"[[", []]]"#), 3);

@@ -221,8 +221,9 @@ impl Secrets {
 }
 
 /// Each non-empty secret and, where they differ, its percent-encoded form (a query
-/// string) and its JSON-escaped form (a JSON body: a plugin may put a token with a `"` or
-/// a `\` into one), longest first (ties in byte order), without repeats: the order
+/// string) and its JSON-escaped form as serde_json writes it (a JSON body: a plugin may
+/// put a token with a `"` or a `\` into one; other escapers' `\/` or `\u00e9` forms
+/// are not covered), longest first (ties in byte order), without repeats: the order
 /// [`scrub`] masks them in.
 fn patterns(secrets: impl IntoIterator<Item = String>) -> Vec<String> {
     let mut patterns = Vec::new();
