@@ -37,18 +37,13 @@ pub const DRAIN_TIME: Duration = Duration::from_secs(2);
 /// default of `max_body_bytes`.
 pub const FALLBACK_LIMIT: usize = 1 << 20;
 
-/// How much room is set aside up front for a body of a declared length when it comes in
-/// more than one piece; more grows as it arrives, so a client cannot make the gateway hold
-/// memory it has not sent.
-const INITIAL_CAPACITY: usize = 64 << 10;
-
 /// The whole body of `req`, or a 413 when it is longer than the route's [`BodyLimit`]
-/// (`fallback_limit` where the route sets none).
-pub async fn read_limited(req: Request, fallback_limit: usize) -> Result<Bytes, ApiError> {
+/// ([`FALLBACK_LIMIT`] where the route sets none).
+pub async fn read_limited(req: Request) -> Result<Bytes, ApiError> {
     let limit = req
         .extensions()
         .get::<BodyLimit>()
-        .map_or(fallback_limit, |l| l.0);
+        .map_or(FALLBACK_LIMIT, |l| l.0);
     let declared = req
         .headers()
         .get(CONTENT_LENGTH)
@@ -63,9 +58,9 @@ pub async fn read_limited(req: Request, fallback_limit: usize) -> Result<Bytes, 
         }
         return Err(ApiError::TooLarge(limit));
     }
-    // Most bodies come in one piece: that piece is the body, not copied.
-    let mut first: Option<Bytes> = None;
-    let mut rest: Vec<u8> = Vec::new();
+    // The pieces as they came (nothing set aside for what the client has not sent yet);
+    // most bodies come in one, which is then the body, not copied.
+    let mut chunks: Vec<Bytes> = Vec::new();
     let mut total = 0usize;
     while let Some(chunk) = stream.next().await {
         let chunk =
@@ -77,21 +72,12 @@ pub async fn read_limited(req: Request, fallback_limit: usize) -> Result<Bytes, 
             }
             return Err(ApiError::TooLarge(limit));
         }
-        match first.take() {
-            None if rest.is_empty() => first = Some(chunk),
-            earlier => {
-                if let Some(earlier) = earlier {
-                    let capacity = declared.map_or(0, |n| usize::try_from(n).unwrap_or(0));
-                    rest.reserve(capacity.clamp(total, INITIAL_CAPACITY.max(total)));
-                    rest.extend_from_slice(&earlier);
-                }
-                rest.extend_from_slice(&chunk);
-            }
-        }
+        chunks.push(chunk);
     }
-    Ok(match first {
-        Some(only) => only,
-        None => Bytes::from(rest),
+    Ok(if chunks.len() == 1 {
+        chunks.swap_remove(0)
+    } else {
+        Bytes::from(chunks.concat())
     })
 }
 
@@ -135,6 +121,12 @@ mod tests {
         builder.body(body).unwrap()
     }
 
+    /// `req` on a route whose limit is `limit`.
+    fn limited(mut req: Request, limit: usize) -> Request {
+        req.extensions_mut().insert(BodyLimit(limit));
+        req
+    }
+
     fn chunks(sizes: &[usize]) -> Body {
         let parts: Vec<Result<Bytes, std::io::Error>> = sizes
             .iter()
@@ -145,19 +137,18 @@ mod tests {
 
     #[tokio::test]
     async fn a_body_within_the_limit_is_read_whole() {
-        let body = read_limited(request(chunks(&[3, 4]), None), 7)
+        let body = read_limited(limited(request(chunks(&[3, 4]), None), 7))
             .await
             .unwrap();
         assert_eq!(body.as_ref(), b"aaaaaaa");
-        let mut limited = request(chunks(&[5]), Some(5));
-        limited.extensions_mut().insert(BodyLimit(5));
-        assert_eq!(read_limited(limited, 1).await.unwrap().len(), 5);
+        let exact = limited(request(chunks(&[5]), Some(5)), 5);
+        assert_eq!(read_limited(exact).await.unwrap().len(), 5);
     }
 
     #[tokio::test]
     async fn a_body_over_the_limit_is_a_413_declared_or_not() {
         for content_length in [None, Some(8)] {
-            let err = read_limited(request(chunks(&[3, 5]), content_length), 7)
+            let err = read_limited(limited(request(chunks(&[3, 5]), content_length), 7))
                 .await
                 .unwrap_err();
             assert!(
@@ -165,10 +156,9 @@ mod tests {
                 "{content_length:?}: {err:?}"
             );
         }
-        let mut routed = request(chunks(&[6]), None);
-        routed.extensions_mut().insert(BodyLimit(5));
+        let routed = limited(request(chunks(&[6]), None), 5);
         assert!(matches!(
-            read_limited(routed, 100).await,
+            read_limited(routed).await,
             Err(ApiError::TooLarge(5))
         ));
     }
@@ -188,7 +178,7 @@ mod tests {
     async fn a_refused_body_is_read_to_its_end_declared_or_not() {
         for declared in [Some(10_000), None] {
             let (body, taken) = counted(10, 1000);
-            let err = read_limited(request(body, declared), 2000)
+            let err = read_limited(limited(request(body, declared), 2000))
                 .await
                 .unwrap_err();
             assert!(matches!(err, ApiError::TooLarge(2000)), "{declared:?}");
@@ -203,7 +193,7 @@ mod tests {
         chunked
             .headers_mut()
             .insert(EXPECT, "100-continue".parse().unwrap());
-        let err = read_limited(chunked, 2000).await.unwrap_err();
+        let err = read_limited(limited(chunked, 2000)).await.unwrap_err();
         assert!(matches!(err, ApiError::TooLarge(2000)));
         assert_eq!(taken.load(Ordering::SeqCst), 10);
     }
@@ -211,7 +201,9 @@ mod tests {
     #[tokio::test]
     async fn draining_stops_at_its_cap() {
         let (body, taken) = counted(40, 1 << 20);
-        let err = read_limited(request(body, None), 1000).await.unwrap_err();
+        let err = read_limited(limited(request(body, None), 1000))
+            .await
+            .unwrap_err();
         assert!(matches!(err, ApiError::TooLarge(1000)));
         // The chunk that takes the total past 16 MiB is the last one read.
         assert_eq!(
@@ -225,7 +217,7 @@ mod tests {
         let first = futures::stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(b"abc"))]);
         let stalled = Body::from_stream(first.chain(futures::stream::pending()));
         let started = tokio::time::Instant::now();
-        let err = read_limited(request(stalled, Some(100)), 10)
+        let err = read_limited(limited(request(stalled, Some(100)), 10))
             .await
             .unwrap_err();
         assert!(matches!(err, ApiError::TooLarge(10)));
@@ -250,7 +242,7 @@ mod tests {
             [("expect", &expecting), ("http2", &http2), ("huge", &huge)];
         for (name, make) in cases {
             let (body, taken) = counted(10, 1000);
-            let err = read_limited(make(body), 2000).await.unwrap_err();
+            let err = read_limited(limited(make(body), 2000)).await.unwrap_err();
             assert!(matches!(err, ApiError::TooLarge(2000)), "{name}");
             assert_eq!(taken.load(Ordering::SeqCst), 0, "{name}: nothing read");
         }

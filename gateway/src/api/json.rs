@@ -2,7 +2,6 @@
 //! (and nesting deeper than serde_json's limit of 128) are 400 `malformed_json`,
 //! a wrong shape is 422 naming the field, an oversized body is 413.
 
-use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use serde::de::DeserializeOwned;
 
@@ -16,7 +15,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = read_body(req).await?;
+        let bytes = body::read_limited(req).await?;
         parse(&bytes).map(ApiJson)
     }
 }
@@ -28,15 +27,9 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for ApiJsonOr
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = read_body(req).await?;
+        let bytes = body::read_limited(req).await?;
         parse_or_default(&bytes).map(ApiJsonOrDefault)
     }
-}
-
-/// Reads a whole body within the route's limit ([`body::read_limited`]: over it, a 413
-/// after the rest of the body was read).
-pub async fn read_body(req: Request) -> Result<Bytes, ApiError> {
-    body::read_limited(req, body::FALLBACK_LIMIT).await
 }
 
 /// [`parse`] for an optional body: an empty one is `T::default()`.

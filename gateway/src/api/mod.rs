@@ -18,9 +18,8 @@ pub mod tenants;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::Extension;
-
 use axum::routing::get;
+use axum::Extension;
 use axum::{Json, Router};
 use body::BodyLimit;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};

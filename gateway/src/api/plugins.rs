@@ -124,7 +124,7 @@ pub async fn upload(
 ) -> ApiResult<(StatusCode, Json<PluginInfo>)> {
     // Read before the other checks, so that a body over the limit is a 413 read to its
     // end (see `body`) whatever else is wrong; the limit is the upload routes' `BodyLimit`.
-    let body = super::body::read_limited(request, state.max_upload_bytes).await?;
+    let body = super::body::read_limited(request).await?;
     check_plugin_name(&name)?;
     if PluginDirectory::is_builtin(&name) {
         return Err(ApiError::Conflict(format!(

@@ -1099,6 +1099,18 @@ struct Bench {
 }
 
 impl Bench {
+    /// Starts measuring a gateway that is already up, with the counters the options ask for.
+    async fn meter(&self, redis: &mut RedisProbe, gateway_pid: u32) -> Result<CpuMeter> {
+        CpuMeter::start(
+            redis,
+            gateway_pid,
+            false,
+            self.options.counters,
+            self.options.callgrind.as_deref(),
+        )
+        .await
+    }
+
     fn log_path(&self, name: &str) -> String {
         let dir = self
             .options
@@ -1201,14 +1213,7 @@ impl Bench {
             .setup_tenant(&gateway, &receiver_base, endpoints, plugin)
             .await?;
         receiver.reset(endpoints, secrets)?;
-        let meter = CpuMeter::start(
-            &mut redis.probe,
-            gateway.pid,
-            false,
-            self.options.counters,
-            self.options.callgrind.as_deref(),
-        )
-        .await?;
+        let meter = self.meter(&mut redis.probe, gateway.pid).await?;
         let perf = match &self.options.perf {
             Some(file) => Some(
                 Command::new("perf")
@@ -1299,14 +1304,7 @@ impl Bench {
             .setup_tenant(&gateway, &receiver_base, 1, false)
             .await?;
         receiver.reset(1, secrets)?;
-        let meter = CpuMeter::start(
-            &mut redis.probe,
-            gateway.pid,
-            false,
-            self.options.counters,
-            self.options.callgrind.as_deref(),
-        )
-        .await?;
+        let meter = self.meter(&mut redis.probe, gateway.pid).await?;
         let produced = produce(
             &format!("{}/v1/events", gateway.base),
             Some(&key),
