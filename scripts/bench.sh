@@ -7,7 +7,7 @@
 #   scripts/bench.sh --duration 5 --concurrency 32 --scenarios baseline,compose-template
 #   scripts/bench.sh --repeat 3            # every scenario 3 times: median table + spread table
 #
-# Options are passed to the bench binary (tests/src/bin/bench/main.rs); see its header.
+# Options are passed to the bench binary (tests/src/bin/bench/); `target/release/bench --help` lists them.
 # Not part of the test suite. Everything runs on this machine, on loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
