@@ -10,6 +10,10 @@
 //! and HTTP/2 (a refused stream is reset on its own; the connection goes on). A body of
 //! no declared length (chunked) is read as it comes, so `100 Continue` has gone out by
 //! the time it is over the limit: it is drained like any other.
+//!
+//! A body that stops arriving (nothing for [`BODY_READ_TIMEOUT`], the server's timeout
+//! between two pieces of a body) is a 408 (`request_timeout`); one whose connection breaks
+//! is a 400 (`malformed_json`: there is no whole JSON document to read).
 
 use std::time::Duration;
 
@@ -20,6 +24,7 @@ use axum::http::{HeaderMap, Version};
 use futures::{Stream, StreamExt};
 
 use super::error::ApiError;
+use super::serve::BODY_READ_TIMEOUT;
 
 /// The body-size limit of a group of routes, set with `Extension(BodyLimit(n))`. The
 /// router also sets axum's `DefaultBodyLimit` to the same value, as a backstop for an axum
@@ -63,8 +68,7 @@ pub async fn read_limited(req: Request) -> Result<Bytes, ApiError> {
     let mut chunks: Vec<Bytes> = Vec::new();
     let mut total = 0usize;
     while let Some(chunk) = stream.next().await {
-        let chunk =
-            chunk.map_err(|e| ApiError::MalformedJson(format!("could not read the body: {e}")))?;
+        let chunk = chunk.map_err(|e| read_error(&e))?;
         total += chunk.len();
         if total > limit {
             if http1 {
@@ -79,6 +83,19 @@ pub async fn read_limited(req: Request) -> Result<Bytes, ApiError> {
     } else {
         Bytes::from(chunks.concat())
     })
+}
+
+/// What a failed read of the body answers: 408 when it stalled past the server's body
+/// timeout (`tower_http`'s `TimeoutError`, somewhere in the error's chain), else 400.
+fn read_error(e: &axum::Error) -> ApiError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(cause) = source {
+        if cause.is::<tower_http::timeout::TimeoutError>() {
+            return ApiError::BodyTimeout(BODY_READ_TIMEOUT.as_secs());
+        }
+        source = cause.source();
+    }
+    ApiError::MalformedJson(format!("could not read the body: {e}"))
 }
 
 /// Whether the client waits for `100 Continue` before it sends the body.
@@ -246,5 +263,68 @@ mod tests {
             assert!(matches!(err, ApiError::TooLarge(2000)), "{name}");
             assert_eq!(taken.load(Ordering::SeqCst), 0, "{name}: nothing read");
         }
+    }
+
+    /// A route that reads its body as the API does, behind the server's body timeout.
+    fn timed_route() -> axum::Router {
+        let read =
+            |req: Request| async move { read_limited(req).await.map(|b| b.len().to_string()) };
+        super::super::serve::with_body_timeout(
+            axum::Router::new().route("/x", axum::routing::post(read)),
+        )
+    }
+
+    /// Status and error code of `body` sent to [`timed_route`].
+    async fn answer(body: Body) -> (axum::http::StatusCode, serde_json::Value) {
+        use tower::ServiceExt;
+        let response = timed_route()
+            .oneshot(request(body, Some(100)))
+            .await
+            .unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_stops_arriving_is_a_408() {
+        let first =
+            futures::stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(b"{\"a\":"))]);
+        let stalled = Body::from_stream(first.chain(futures::stream::pending()));
+        let started = tokio::time::Instant::now();
+        let (status, body) = answer(stalled).await;
+        assert_eq!(status, axum::http::StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(body["error"]["code"], "request_timeout");
+        assert_eq!(started.elapsed(), BODY_READ_TIMEOUT);
+    }
+
+    #[tokio::test]
+    async fn a_body_whose_connection_breaks_is_a_400() {
+        let parts = [
+            Ok(Bytes::from_static(b"{\"a\":")),
+            Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "reset",
+            )),
+        ];
+        let (status, body) = answer(Body::from_stream(futures::stream::iter(parts))).await;
+        assert_eq!(status, axum::http::StatusCode::BAD_REQUEST);
+        assert_eq!(body["error"]["code"], "malformed_json");
+    }
+
+    #[tokio::test]
+    async fn a_whole_body_passes_the_timeout_layer() {
+        use tower::ServiceExt;
+        let response = timed_route()
+            .oneshot(request(chunks(&[60, 40]), Some(100)))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), axum::http::StatusCode::OK);
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        assert_eq!(bytes.as_ref(), b"100");
     }
 }

@@ -20,6 +20,9 @@ pub enum ApiError {
     /// 400: the body is not valid JSON (or nests too deeply).
     #[error("{0}")]
     MalformedJson(String),
+    /// 408: the request body stopped arriving (nothing came for the given seconds).
+    #[error("the request body stopped arriving: nothing came for {0} s")]
+    BodyTimeout(u64),
     /// 401: missing or unknown credentials.
     #[error("missing or invalid API key")]
     Unauthorized,
@@ -86,6 +89,7 @@ impl ApiError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::MalformedJson(_) => (StatusCode::BAD_REQUEST, "malformed_json"),
+            ApiError::BodyTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),

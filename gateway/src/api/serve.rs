@@ -27,6 +27,14 @@ pub const MAX_HEADERS: usize = 100;
 /// Largest buffered request head (request line plus headers), in bytes.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 
+/// `app` with [`BODY_READ_TIMEOUT`] between two pieces of a request body: a body read that
+/// waits longer fails (`api::body` answers it 408).
+pub fn with_body_timeout(app: Router) -> Router {
+    app.layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+        BODY_READ_TIMEOUT,
+    ))
+}
+
 /// Serves `app` on `listener` until `shutdown`, then drains open connections (at most `drain`).
 pub async fn serve(
     listener: TcpListener,
@@ -34,9 +42,7 @@ pub async fn serve(
     shutdown: CancellationToken,
     drain: Duration,
 ) {
-    let app = app.layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
-        BODY_READ_TIMEOUT,
-    ));
+    let app = with_body_timeout(app);
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
