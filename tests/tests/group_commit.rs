@@ -51,7 +51,7 @@ async fn connect(redis: &RedisServer) -> ConnectionManager {
 
 fn incr(key: &str, by: i64, spin: u64) -> ScriptCall {
     let mut call = ScriptCall::new();
-    call.key(key.to_string()).arg(by).arg(spin);
+    call.key(key).arg(by).arg(spin);
     call
 }
 

@@ -201,7 +201,10 @@ impl Worker {
             payload: event.payload.get().to_string(),
         };
         let shard = self.queue.keys().shard_of(tenant);
-        for ((msg, endpoint_id), permit) in deliveries.into_iter().zip(permits) {
+        // One copy of the event per delivery, the last one the original.
+        let events = std::iter::repeat_n(plugin_event, deliveries.len());
+        for (((msg, endpoint_id), permit), event) in deliveries.into_iter().zip(permits).zip(events)
+        {
             let job = Job {
                 shard,
                 lease: Lease::HandedOff,
@@ -214,7 +217,7 @@ impl Worker {
                 attempts: 0,
                 endpoint_id,
                 manual: false,
-                event: plugin_event.clone(),
+                event,
                 event_created_ms: created_ms,
                 endpoints_version,
             };

@@ -330,7 +330,10 @@ impl Queue {
             ),
             _ => (self.keys.log(&job.tenant, &job.msg), ""),
         };
-        let mut call = ScriptCall::new();
+        let large = done.attempt.as_ref().map_or(0, String::len)
+            + done.request.as_ref().map_or(0, String::len)
+            + done.last_error.as_ref().map_or(0, String::len);
+        let mut call = ScriptCall::with_capacity(large);
         call.key(self.keys.log(&job.tenant, &job.msg))
             .key(self.keys.attempts(&job.tenant, &job.msg))
             .key(self.keys.jobs(job.shard))

@@ -188,9 +188,9 @@ impl Store {
                 &msg_ids,
                 payload,
             );
-            let mut call = ScriptCall::new();
+            let mut call = ScriptCall::with_capacity(record.len());
             call.key(self.keys.endpoints_version(tenant))
-                .key(idem_key.clone())
+                .key(&idem_key)
                 .key(self.keys.event(tenant, &event_id))
                 .key(self.keys.logs_index(tenant))
                 .key(self.keys.jobs(shard))
@@ -201,7 +201,7 @@ impl Store {
                 .arg(&event_id)
                 .arg(tenant)
                 .arg(&event.event_type)
-                .arg_bytes(record)
+                .arg(record.as_slice())
                 .arg(created)
                 .arg(targets.len())
                 .arg(

@@ -29,6 +29,7 @@ use redis::aio::ConnectionManager;
 use redis::{Script, Value};
 use tokio::sync::{mpsc, oneshot};
 
+use super::packed::Packed;
 use super::{StoreError, StoreResult};
 
 /// Most calls sent in one batch.
@@ -39,17 +40,28 @@ pub const MAX_BATCH_ARGS: usize = 2_048;
 /// Most bytes of keys and arguments in one batch.
 pub const MAX_BATCH_BYTES: usize = 1 << 20;
 
-/// One script call: its keys and arguments, as the single-call script would take them.
+/// One script call: its keys and arguments, as the single-call script would take them,
+/// each list packed in one buffer ([`Packed`]).
 #[derive(Debug, Default)]
 pub struct ScriptCall {
-    keys: Vec<String>,
-    args: Vec<Vec<u8>>,
+    keys: Packed,
+    args: Packed,
 }
 
 impl ScriptCall {
     /// An empty call.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty call with room for a hot-path call's keys and arguments (about twenty,
+    /// of under 2 KiB together) plus `large_args` bytes of larger arguments (an event record,
+    /// a request), so that building it allocates four times.
+    pub fn with_capacity(large_args: usize) -> Self {
+        Self {
+            keys: Packed::with_capacity(16, 1024),
+            args: Packed::with_capacity(24, 512 + large_args),
+        }
     }
 
     /// How many keys and arguments it has.
@@ -59,26 +71,19 @@ impl ScriptCall {
 
     /// How many bytes its keys and arguments hold.
     fn byte_count(&self) -> usize {
-        let keys: usize = self.keys.iter().map(String::len).sum();
-        keys + self.args.iter().map(Vec::len).sum::<usize>()
+        self.keys.byte_len() + self.args.byte_len()
     }
 
     /// Adds a key (`KEYS[n]`).
-    pub fn key(&mut self, key: String) -> &mut Self {
-        self.keys.push(key);
+    pub fn key(&mut self, key: impl AsRef<[u8]>) -> &mut Self {
+        self.keys.push(key.as_ref());
         self
     }
 
-    /// Adds an argument (`ARGV[n]`).
+    /// Adds an argument (`ARGV[n]`): what redis-rs would send for `value` (a string or bytes
+    /// as they are, a number in decimal; a list adds one argument per item).
     pub fn arg<T: redis::ToRedisArgs>(&mut self, value: T) -> &mut Self {
         value.write_redis_args(&mut self.args);
-        self
-    }
-
-    /// Adds an argument already in bytes, kept as it is ([`ScriptCall::arg`] copies: an
-    /// event record, payload included, would be copied once more per ingest).
-    pub fn arg_bytes(&mut self, value: Vec<u8>) -> &mut Self {
-        self.args.push(value);
         self
     }
 }
@@ -306,14 +311,14 @@ async fn run_batch(
         redis::Cmd::with_capacity(3 + batch.args + 2 * count, batch.bytes + 64 + 8 * count);
     cmd.arg("EVALSHA").arg(script.get_hash()).arg(keys);
     for call in calls.iter() {
-        for key in &call.keys {
-            cmd.arg(key.as_bytes());
+        for key in call.keys.iter() {
+            cmd.arg(key);
         }
     }
     for call in calls.iter() {
         cmd.arg(call.keys.len()).arg(call.args.len());
-        for arg in &call.args {
-            cmd.arg(arg.as_slice());
+        for arg in call.args.iter() {
+            cmd.arg(arg);
         }
     }
     let reply: Vec<Value> = match cmd.query_async(conn).await {

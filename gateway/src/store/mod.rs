@@ -14,6 +14,7 @@ pub mod events;
 pub mod group_commit;
 pub mod keys;
 pub mod logs;
+mod packed;
 pub mod plugins;
 pub mod retention;
 pub mod tenant_settings;
@@ -59,7 +60,9 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Handle to the Redis store: cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    client: redis::Client,
+    /// Shared: a `redis::Client` holds the connection info's strings, and a store is
+    /// cloned for every request.
+    client: Arc<redis::Client>,
     conn: ConnectionManager,
     keys: Arc<Keys>,
     retention_secs: u64,
@@ -93,7 +96,7 @@ impl Store {
     ) -> Self {
         let ingests = group_commit::ShardBatchers::new(&events::INGEST, &conn, keys.shards());
         Self {
-            client,
+            client: Arc::new(client),
             conn,
             ingests: Arc::new(ingests),
             keys: Arc::new(keys),
