@@ -79,7 +79,9 @@ pub struct Worker {
     ctx: DeliveryContext,
     slots: Arc<Semaphore>,
     settings: WorkerSettings,
-    in_flight: Arc<Mutex<HashSet<Job>>>,
+    /// The jobs being delivered, whose leases the maintenance loop renews; shared with
+    /// each delivery's task (no copy of the job per delivery).
+    in_flight: Arc<Mutex<HashSet<Arc<Job>>>>,
     endpoint_slots: Arc<EndpointSlots>,
     /// Every delivery task, read or handed off: shutdown waits for them (bounded).
     tasks: TaskTracker,
@@ -90,8 +92,8 @@ pub struct Worker {
 
 /// A job whose lease the maintenance loop renews; untracked when dropped.
 struct InFlight {
-    set: Arc<Mutex<HashSet<Job>>>,
-    key: Job,
+    set: Arc<Mutex<HashSet<Arc<Job>>>>,
+    key: Arc<Job>,
 }
 
 impl Drop for InFlight {
@@ -227,17 +229,18 @@ impl Worker {
 
     /// Runs one delivery in its own task, its lease renewed until it ends.
     fn start(&self, job: Job, input: Option<DeliveryInput>, permit: OwnedSemaphorePermit) {
+        let job = Arc::new(job);
         if let Ok(mut set) = self.in_flight.lock() {
             set.insert(job.clone());
         }
         let worker = self.clone();
         self.tasks.spawn(async move {
             // Forgotten (no more lease renewal) however `process` ends, panics included.
-            let _tracked = InFlight {
+            let tracked = InFlight {
                 set: worker.in_flight.clone(),
-                key: job.clone(),
+                key: job,
             };
-            worker.process(job, input).await;
+            worker.process(&tracked.key, input).await;
             drop(permit);
         });
     }
@@ -417,15 +420,15 @@ impl Worker {
     }
 
     async fn renew_leases(&self) {
-        let running: Vec<Job> = match self.in_flight.lock() {
+        let running: Vec<Arc<Job>> = match self.in_flight.lock() {
             Ok(set) => set.iter().cloned().collect(),
             Err(_) => return,
         };
         for shard in 0..self.queue.keys().shards() {
-            let jobs: Vec<Job> = running
+            let jobs: Vec<&Job> = running
                 .iter()
+                .map(|job| &**job)
                 .filter(|job| job.shard == shard)
-                .cloned()
                 .collect();
             if let Err(e) = self.queue.renew(shard, &jobs).await {
                 warn!(shard, error = %e, "renewing leases failed");
@@ -435,9 +438,9 @@ impl Worker {
 
     /// Delivers one job whose stored input was loaded with its batch (`None`: the log or
     /// event is gone). Store errors leave the job leased: it is retried after the lease.
-    async fn process(&self, job: Job, input: Option<DeliveryInput>) {
+    async fn process(&self, job: &Job, input: Option<DeliveryInput>) {
         let span = tracing::info_span!("delivery", msg = %job.msg, event = %job.event, tenant = %job.tenant);
-        let result = tracing::Instrument::instrument(self.try_process(&job, input), span).await;
+        let result = tracing::Instrument::instrument(self.try_process(job, input), span).await;
         if let Err(e) = result {
             self.ctx.metrics.redis_errors.inc();
             warn!(msg = %job.msg, error = %e, "delivery not recorded; it will be retried after its lease expires");

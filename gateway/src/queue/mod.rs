@@ -251,7 +251,7 @@ impl Queue {
 
     /// Renews the leases of jobs of one shard this worker is still delivering, so that a
     /// slow delivery is not taken over by another worker while it runs.
-    pub async fn renew(&self, shard: u16, jobs: &[Job]) -> StoreResult<()> {
+    pub async fn renew(&self, shard: u16, jobs: &[&Job]) -> StoreResult<()> {
         let mut entries: Vec<&str> = Vec::new();
         let mut handed_off: Vec<String> = Vec::new();
         for job in jobs {
