@@ -20,7 +20,7 @@ use tower::ServiceExt;
 
 /// Time allowed to send the request headers.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// Time allowed to send the request body.
+/// Longest wait for the next piece of a request body (a stalled body is a 408).
 pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most request headers.
 pub const MAX_HEADERS: usize = 100;

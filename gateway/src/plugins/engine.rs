@@ -18,19 +18,21 @@
 //! - what the two bounds cost (`benches/plugin_invoke.rs`, each switched off in
 //!   a build of this engine, 2026-11-22): compose-template's call 13.0 µs with
 //!   both, 11.4 µs without fuel, 11.9-12.1 µs without the epoch check; both
-//!   stay, as DESIGN.md's plugin rules require;
+//!   stay: the design asks for both limits on every call (fuel the deterministic
+//!   bound on a plugin's work, the epoch the wall-clock one);
 //! - fiber stacks are reused without zeroing (`async_stack_zeroing` off, the
 //!   default): zeroing measured +1.7 µs per call (near-empty call 4.8 → 6.5 µs),
 //!   and a previous call's frames are readable only through a compiler bug;
 //! - async calls (wasmtime's `async` feature): a call runs on a fiber of the
 //!   calling task instead of a blocking-pool thread; with 64 tasks calling at
 //!   once on 2 runtime threads that is 11.9 µs of wall time per call against
-//!   22.2 µs via `spawn_blocking` (the thread handoff cost more than the call);
+//!   22.2 µs via `spawn_blocking` (the thread handoff cost more than the call;
+//!   7.4 against 12.8 µs on 2026-11-22);
 //! - pooling allocator with `pool_instances` slots, memory slots capped at
 //!   `memory_bytes` and the first [`KEEP_RESIDENT`] bytes of each memory kept
 //!   resident between calls (reset with `memset`, not `madvise`), which is
-//!   what makes a fresh instance per event cheap (~4.4 µs for a near-empty
-//!   call, ~20 µs for compose-template on a ~0.8 KB event, see
+//!   what makes a fresh instance per event cheap (4.0-4.2 µs for a near-empty
+//!   call, 13 µs for compose-template on a ~0.8 KB event on 2026-11-22, see
 //!   `benches/plugin_invoke.rs`);
 //! - `PoolingAllocationConfig::pagemap_scan` stays off (wasmtime's default).
 //!   It would reset a slot by rewriting only the pages a call dirtied: under

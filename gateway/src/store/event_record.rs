@@ -74,28 +74,51 @@ struct Header<'a> {
     deliveries: Vec<std::borrow::Cow<'a, str>>,
 }
 
-/// The stored bytes of an event: header line, `\n`, payload.
-pub fn encode(
-    event_type: &str,
-    channel: Option<&str>,
-    endpoint_id: Option<&str>,
-    created_at_ms: u64,
-    deliveries: &[&str],
-    payload: &str,
-) -> Vec<u8> {
-    let header = Header {
-        event_type: event_type.into(),
-        channel: channel.map(Into::into),
-        endpoint_id: endpoint_id.map(Into::into),
-        created_at_ms,
-        deliveries: deliveries.iter().map(|d| (*d).into()).collect(),
-    };
-    let mut out = Vec::with_capacity(128 + payload.len());
-    // Serializing plain strings and numbers into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut out, &header);
-    out.push(b'\n');
-    out.extend_from_slice(payload.as_bytes());
-    out
+/// What a new event's record holds.
+pub struct RecordFields<'a> {
+    /// Event type.
+    pub event_type: &'a str,
+    /// Channel, when the event names one.
+    pub channel: Option<&'a str>,
+    /// The one endpoint the event was sent to, when it named one.
+    pub endpoint_id: Option<&'a str>,
+    /// When the gateway accepted it (Unix ms).
+    pub created_at_ms: u64,
+    /// Its deliveries' log ids.
+    pub deliveries: &'a [&'a str],
+    /// The payload as received.
+    pub payload: &'a str,
+}
+
+impl RecordFields<'_> {
+    /// The stored bytes of the event: header line, `\n`, payload.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.len_hint());
+        // Writing into a Vec cannot fail.
+        let _ = self.encode_into(&mut out);
+        out
+    }
+
+    /// About how many bytes [`RecordFields::encode`] writes (more for a long type or many
+    /// deliveries).
+    pub fn len_hint(&self) -> usize {
+        128 + self.payload.len()
+    }
+
+    /// [`RecordFields::encode`] into `out` (ingest writes the record straight into its
+    /// script call).
+    pub fn encode_into(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        let header = Header {
+            event_type: self.event_type.into(),
+            channel: self.channel.map(Into::into),
+            endpoint_id: self.endpoint_id.map(Into::into),
+            created_at_ms: self.created_at_ms,
+            deliveries: self.deliveries.iter().map(|d| (*d).into()).collect(),
+        };
+        serde_json::to_writer(&mut *out, &header)?;
+        out.write_all(b"\n")?;
+        out.write_all(self.payload.as_bytes())
+    }
 }
 
 /// An event from its stored bytes.
@@ -226,14 +249,15 @@ mod tests {
     #[test]
     fn a_record_reads_back_with_its_payload_byte_for_byte() {
         let payload = "{\"a\": 1.50,\n \"b\":\"line\\nbreak\", \"a\": 2}";
-        let bytes = encode(
-            "Message.received",
-            Some("whatsapp"),
-            None,
-            1_763_700_000_123,
-            &["msg_1", "msg_2"],
+        let bytes = RecordFields {
+            event_type: "Message.received",
+            channel: Some("whatsapp"),
+            endpoint_id: None,
+            created_at_ms: 1_763_700_000_123,
+            deliveries: &["msg_1", "msg_2"],
             payload,
-        );
+        }
+        .encode();
         let event = decode(&bytes).unwrap();
         assert_eq!(event.event_type, "Message.received");
         assert_eq!(event.channel.as_deref(), Some("whatsapp"));
@@ -245,7 +269,15 @@ mod tests {
 
     #[test]
     fn a_type_with_a_newline_stays_in_the_header() {
-        let bytes = encode("a\nb", None, Some("ep_1"), 1, &[], "{}");
+        let bytes = RecordFields {
+            event_type: "a\nb",
+            channel: None,
+            endpoint_id: Some("ep_1"),
+            created_at_ms: 1,
+            deliveries: &[],
+            payload: "{}",
+        }
+        .encode();
         let event = decode(&bytes).unwrap();
         assert_eq!(event.event_type, "a\nb");
         assert_eq!(event.endpoint_id.as_deref(), Some("ep_1"));

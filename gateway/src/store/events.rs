@@ -180,15 +180,15 @@ impl Store {
                 .map(|endpoint| (new_id(IdKind::Message), endpoint.id.clone()))
                 .collect();
             let msg_ids: Vec<&str> = deliveries.iter().map(|(msg, _)| msg.as_str()).collect();
-            let record = event_record::encode(
-                &event.event_type,
-                event.channel.as_deref(),
-                event.endpoint_id.as_deref(),
-                created,
-                &msg_ids,
+            let record = event_record::RecordFields {
+                event_type: &event.event_type,
+                channel: event.channel.as_deref(),
+                endpoint_id: event.endpoint_id.as_deref(),
+                created_at_ms: created,
+                deliveries: &msg_ids,
                 payload,
-            );
-            let mut call = ScriptCall::with_capacity(record.len());
+            };
+            let mut call = ScriptCall::with_capacity(record.len_hint());
             call.key(self.keys.endpoints_version(tenant))
                 .key(&idem_key)
                 .key(self.keys.event(tenant, &event_id))
@@ -201,7 +201,10 @@ impl Store {
                 .arg(&event_id)
                 .arg(tenant)
                 .arg(&event.event_type)
-                .arg(record.as_slice())
+                .arg_written(|out| {
+                    // The call's buffer is a Vec: writing cannot fail.
+                    let _ = record.encode_into(out);
+                })
                 .arg(created)
                 .arg(targets.len())
                 .arg(

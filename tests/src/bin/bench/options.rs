@@ -14,8 +14,8 @@ End-to-end benchmark of the gateway, run by scripts/bench.sh.
 Usage: bench [--OPTION VALUE]...
 
 Options (all optional):
-  --duration SECS (10)
-  --concurrency N (64)
+  --duration SECS (10): more than 0, at most 600; fractions allowed
+  --concurrency N (64): 1 to 4096
   --gateway-bin PATH (target/release/gateway)
   --out FILE (bench-results/results.json)
   --redis-persistence none|everysec|always: the private servers' append-only file:
@@ -32,7 +32,7 @@ Options (all optional):
       gateway scenarios only
   --rate N: events/s of compose-template-paced; default half the rate the
       closed-loop compose-template scenario reached in the first round
-  --repeat N (1): run every scenario N times, round after round; the table shows
+  --repeat N (1, at most 20): run every scenario N times, round after round; the table shows
       each scenario's median run by rate, with that run's ratio to its own round's
       baseline, and a second table the spread, with each scenario's best run over
       the best baseline run, also in the JSON as best_of_rounds; failed runs are
@@ -41,8 +41,9 @@ Options (all optional):
       instructions and cycles per event, see counters.rs; a table of its own and
       hardware_counters in the JSON
   --callgrind DIR: run the gateway under valgrind's callgrind and count its
-      instructions there instead, for a VM without hardware counters: slow, use it
-      with --scenarios compose-template-paced --rate 30; see callgrind.rs
+      instructions there instead, for a VM without hardware counters; slow, so it
+      requires --scenarios compose-template-paced and a --rate (30 is fine); see
+      callgrind.rs
   --help, -h: print this and exit";
 
 /// Every scenario, in the order they run.
