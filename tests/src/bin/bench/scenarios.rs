@@ -16,6 +16,15 @@ use crate::producers::produce;
 use crate::receiver::{account, start_receiver, wait_drain};
 use crate::redis_probe::{RedisProbe, ScenarioRedis};
 
+/// A scenario's parts once it is set up ([`Bench::set_up`]).
+struct Setup {
+    redis: ScenarioRedis,
+    receiver: std::sync::Arc<crate::receiver::ReceiverState>,
+    gateway: Gateway,
+    /// The tenant's API key.
+    key: String,
+}
+
 /// What every scenario needs: the options, an HTTP client for the gateway's API, and
 /// this run's id (in every Redis key prefix).
 pub(crate) struct Bench {
@@ -118,6 +127,40 @@ impl Bench {
         Ok((key, secrets))
     }
 
+    /// What every gateway scenario starts with: its Redis, the receiver, a gateway (workers
+    /// on or off, its log named after `log_name`) and a tenant with `endpoints` endpoints
+    /// pointing at the receiver.
+    async fn set_up(
+        &mut self,
+        prefix: &str,
+        workers: bool,
+        log_name: &str,
+        endpoints: usize,
+        plugin: bool,
+    ) -> Result<Setup> {
+        let redis = ScenarioRedis::start(&self.options).await?;
+        let (receiver_base, receiver) = start_receiver().await?;
+        let gateway = Gateway::start(
+            &self.options,
+            &self.http,
+            &redis.url,
+            prefix,
+            workers,
+            &self.log_path(log_name),
+        )
+        .await?;
+        let (key, secrets) = self
+            .setup_tenant(&gateway, &receiver_base, endpoints, plugin)
+            .await?;
+        receiver.reset(endpoints, secrets)?;
+        Ok(Setup {
+            redis,
+            receiver,
+            gateway,
+            key,
+        })
+    }
+
     /// Scenarios 2-4: the gateway with workers on, producers for the duration, then drain.
     async fn through_gateway(
         &mut self,
@@ -127,21 +170,12 @@ impl Bench {
         rate: Option<f64>,
     ) -> Result<Outcome> {
         let prefix = format!("bench-{}-{name}", self.run_id);
-        let mut redis = ScenarioRedis::start(&self.options).await?;
-        let (receiver_base, receiver) = start_receiver().await?;
-        let gateway = Gateway::start(
-            &self.options,
-            &self.http,
-            &redis.url,
-            &prefix,
-            true,
-            &self.log_path(name),
-        )
-        .await?;
-        let (key, secrets) = self
-            .setup_tenant(&gateway, &receiver_base, endpoints, plugin)
-            .await?;
-        receiver.reset(endpoints, secrets)?;
+        let Setup {
+            mut redis,
+            receiver,
+            gateway,
+            key,
+        } = self.set_up(&prefix, true, name, endpoints, plugin).await?;
         let meter = self.meter(&mut redis.probe, gateway.pid).await?;
         let perf = match &self.options.perf {
             Some(file) => Some(
@@ -218,21 +252,12 @@ impl Bench {
         want_drain: bool,
     ) -> Result<Vec<Outcome>> {
         let prefix = format!("bench-{}-backlog", self.run_id);
-        let mut redis = ScenarioRedis::start(&self.options).await?;
-        let (receiver_base, receiver) = start_receiver().await?;
-        let gateway = Gateway::start(
-            &self.options,
-            &self.http,
-            &redis.url,
-            &prefix,
-            false,
-            &self.log_path("ingest-only"),
-        )
-        .await?;
-        let (key, secrets) = self
-            .setup_tenant(&gateway, &receiver_base, 1, false)
-            .await?;
-        receiver.reset(1, secrets)?;
+        let Setup {
+            mut redis,
+            receiver,
+            gateway,
+            key,
+        } = self.set_up(&prefix, false, "ingest-only", 1, false).await?;
         let meter = self.meter(&mut redis.probe, gateway.pid).await?;
         let produced = produce(
             &format!("{}/v1/events", gateway.base),
